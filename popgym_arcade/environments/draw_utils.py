@@ -1,0 +1,424 @@
+"""The draw toolkit: primitives for making pixel twins.
+
+Every function takes the canvas first and returns a new canvas: ``uint8[H, W, 3]`` of any size.
+Boxes are ``top_left=(x0, y0)`` and ``bottom_right=(x1, y1)`` in pixels, half-open
+(``x0 <= x < x1``), with ``x`` the column and ``y`` the row; shapes fill their box and are
+clipped to the canvas. Positions may be traced JAX values, so the functions work under ``jit``
+and ``vmap``; colours are ``(r, g, b)`` in 0..255 and overwrite (never add to) the canvas.
+
+A primitive costs one pass over the canvas it is given. For fast twins, draw static parts
+once at construction (the functions accept numpy canvases and return JAX arrays; wrap the
+result in ``np.asarray`` to keep it as a constant) and draw dynamic parts on small canvases
+(a slice around the object, a sprite, a board at cell resolution) that are then scaled up with
+:func:`upscale` or placed with :func:`paste`.
+
+Example::
+
+    canvas = jnp.zeros((128, 128, 3), jnp.uint8)
+    canvas = draw_rectangle(canvas, (10, 10), (30, 20), (255, 0, 0))
+    canvas = draw_number(canvas, (40, 0), (88, 14), jnp.int32(-42), (255, 255, 255))
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from popgym_arcade.environments import font
+
+Color = Sequence[int] | jax.Array
+Point = Sequence[Any] | jax.Array
+
+__all__ = [
+    "new_canvas",
+    "paint",
+    "draw_rectangle",
+    "draw_circle",
+    "draw_ring",
+    "draw_triangle",
+    "draw_hexagon",
+    "draw_cross",
+    "draw_line",
+    "draw_heart",
+    "draw_diamond",
+    "draw_club",
+    "draw_spade",
+    "draw_suit",
+    "draw_grid",
+    "draw_text",
+    "text_width",
+    "text_bitmap",
+    "draw_number",
+    "draw_sub_canvas",
+    "paste",
+    "upscale",
+    "grid_image",
+]
+
+
+# ------------------------------------------------------------------------------------- basics
+def new_canvas(height: int, width: int, color: Color = (0, 0, 0)) -> np.ndarray:
+    """A ``uint8[height, width, 3]`` numpy canvas filled with ``color``."""
+    canvas = np.empty((height, width, 3), dtype=np.uint8)
+    canvas[...] = np.asarray(color, dtype=np.uint8)
+    return canvas
+
+
+def paint(canvas: Any, mask: jax.Array, color: Color) -> jax.Array:
+    """Set the pixels where ``mask`` (``bool[H, W]``) is true to ``color``."""
+    color = jnp.asarray(color, dtype=jnp.uint8)
+    return jnp.where(mask[..., None], color, jnp.asarray(canvas, dtype=jnp.uint8))
+
+
+def _centres(canvas: Any) -> tuple[jax.Array, jax.Array]:
+    """Pixel-centre coordinates: ``x`` of shape ``(1, W)``, ``y`` of shape ``(H, 1)``."""
+    height, width = np.shape(canvas)[:2]
+    x = jnp.arange(width, dtype=jnp.float32)[None, :] + 0.5
+    y = jnp.arange(height, dtype=jnp.float32)[:, None] + 0.5
+    return x, y
+
+
+def _box(top_left: Point, bottom_right: Point) -> tuple[jax.Array, ...]:
+    x0, y0 = (jnp.asarray(v, dtype=jnp.float32) for v in (top_left[0], top_left[1]))
+    x1, y1 = (jnp.asarray(v, dtype=jnp.float32) for v in (bottom_right[0], bottom_right[1]))
+    return x0, y0, x1, y1
+
+
+def _box_mask(canvas: Any, top_left: Point, bottom_right: Point) -> jax.Array:
+    x, y = _centres(canvas)
+    x0, y0, x1, y1 = _box(top_left, bottom_right)
+    return (x >= x0) & (x < x1) & (y >= y0) & (y < y1)
+
+
+def _unit_coords(canvas: Any, top_left: Point, bottom_right: Point) -> tuple[jax.Array, jax.Array]:
+    """Coordinates scaled so the box spans ``[-1, 1]`` on both axes, ``v`` pointing up."""
+    x, y = _centres(canvas)
+    x0, y0, x1, y1 = _box(top_left, bottom_right)
+    u = (x - (x0 + x1) / 2) / jnp.maximum((x1 - x0) / 2, 0.5)
+    v = ((y0 + y1) / 2 - y) / jnp.maximum((y1 - y0) / 2, 0.5)
+    return u, v
+
+
+# ------------------------------------------------------------------------------------- shapes
+def draw_rectangle(canvas: Any, top_left: Point, bottom_right: Point, color: Color) -> jax.Array:
+    """Fill the box ``[x0, x1) x [y0, y1)``."""
+    return paint(canvas, _box_mask(canvas, top_left, bottom_right), color)
+
+
+def _disc_mask(canvas: Any, top_left: Point, bottom_right: Point) -> jax.Array:
+    x, y = _centres(canvas)
+    x0, y0, x1, y1 = _box(top_left, bottom_right)
+    radius = jnp.minimum(x1 - x0, y1 - y0) / 2
+    return (x - (x0 + x1) / 2) ** 2 + (y - (y0 + y1) / 2) ** 2 <= radius**2
+
+
+def draw_circle(canvas: Any, top_left: Point, bottom_right: Point, color: Color) -> jax.Array:
+    """Fill the largest disc centred in the box."""
+    return paint(canvas, _disc_mask(canvas, top_left, bottom_right), color)
+
+
+def draw_ring(
+    canvas: Any, top_left: Point, bottom_right: Point, color: Color, thickness: float = 1.0
+) -> jax.Array:
+    """Draw the outline (``thickness`` pixels wide) of the largest circle centred in the box."""
+    x, y = _centres(canvas)
+    x0, y0, x1, y1 = _box(top_left, bottom_right)
+    radius = jnp.minimum(x1 - x0, y1 - y0) / 2
+    distance = jnp.sqrt((x - (x0 + x1) / 2) ** 2 + (y - (y0 + y1) / 2) ** 2)
+    return paint(canvas, (distance <= radius) & (distance > radius - thickness), color)
+
+
+_TRIANGLE_DIRECTIONS = ("up", "down", "left", "right")
+
+
+def draw_triangle(
+    canvas: Any, top_left: Point, bottom_right: Point, color: Color, direction: str = "up"
+) -> jax.Array:
+    """Fill an isosceles triangle inside the box, its apex pointing ``direction``.
+
+    ``direction`` is one of ``"up"``, ``"down"``, ``"left"``, ``"right"``; the base lies on the
+    opposite side of the box.
+    """
+    if direction not in _TRIANGLE_DIRECTIONS:
+        raise ValueError(f"direction must be one of {_TRIANGLE_DIRECTIONS}, got {direction!r}")
+    u, v = _unit_coords(canvas, top_left, bottom_right)
+    # Rotate so the apex points up: along = distance from the base towards the apex, in [0, 2].
+    along, across = {"up": (v + 1, u), "down": (1 - v, u), "left": (1 - u, v), "right": (u + 1, v)}[direction]
+    inside = (along >= 0) & (along <= 2) & (jnp.abs(across) <= 1 - along / 2)
+    return paint(canvas, inside, color)
+
+
+def draw_hexagon(canvas: Any, top_left: Point, bottom_right: Point, color: Color) -> jax.Array:
+    """Fill a regular hexagon (flat top and bottom) centred in the box, as large as fits."""
+    x, y = _centres(canvas)
+    x0, y0, x1, y1 = _box(top_left, bottom_right)
+    radius = jnp.minimum((x1 - x0) / 2, (y1 - y0) / math.sqrt(3))
+    dx = jnp.abs(x - (x0 + x1) / 2) / radius
+    dy = jnp.abs(y - (y0 + y1) / 2) / radius
+    inside = (dy <= math.sqrt(3) / 2) & (math.sqrt(3) * dx + dy <= math.sqrt(3))
+    return paint(canvas, inside, color)
+
+
+def _segment_distance(x: jax.Array, y: jax.Array, start: Point, end: Point) -> jax.Array:
+    sx, sy = (jnp.asarray(v, dtype=jnp.float32) for v in (start[0], start[1]))
+    ex, ey = (jnp.asarray(v, dtype=jnp.float32) for v in (end[0], end[1]))
+    dx, dy = ex - sx, ey - sy
+    length2 = jnp.maximum(dx * dx + dy * dy, 1e-6)
+    t = jnp.clip(((x - sx) * dx + (y - sy) * dy) / length2, 0.0, 1.0)
+    return jnp.sqrt((x - sx - t * dx) ** 2 + (y - sy - t * dy) ** 2)
+
+
+def draw_line(canvas: Any, start: Point, end: Point, color: Color, thickness: float = 1.0) -> jax.Array:
+    """Draw a segment from ``start=(x, y)`` to ``end`` with round caps, ``thickness`` wide."""
+    x, y = _centres(canvas)
+    return paint(canvas, _segment_distance(x, y, start, end) <= thickness / 2, color)
+
+
+def draw_cross(
+    canvas: Any, top_left: Point, bottom_right: Point, color: Color, thickness: float = 1.0
+) -> jax.Array:
+    """Draw an X: both diagonals of the box, ``thickness`` wide, clipped to the box."""
+    x, y = _centres(canvas)
+    x0, y0, x1, y1 = _box(top_left, bottom_right)
+    near = jnp.minimum(
+        _segment_distance(x, y, (x0, y0), (x1, y1)), _segment_distance(x, y, (x1, y0), (x0, y1))
+    )
+    return paint(canvas, (near <= thickness / 2) & _box_mask(canvas, top_left, bottom_right), color)
+
+
+# -------------------------------------------------------------------------------- card suits
+def _heart_inside(u: jax.Array, v: jax.Array) -> jax.Array:
+    # The classic heart curve (x^2 + y^2 - 1)^3 - x^2 y^3 < 0 spans x in [-1.14, 1.14] and
+    # y in [-1, 1.25]; map the box's [-1, 1]^2 onto that extent.
+    hx = u * 1.16
+    hy = v * 1.14 + 0.12
+    return (hx * hx + hy * hy - 1) ** 3 - hx * hx * hy**3 < 0
+
+
+def draw_heart(canvas: Any, top_left: Point, bottom_right: Point, color: Color) -> jax.Array:
+    """Fill a heart that spans the box."""
+    u, v = _unit_coords(canvas, top_left, bottom_right)
+    return paint(canvas, _heart_inside(u, v), color)
+
+
+def draw_diamond(canvas: Any, top_left: Point, bottom_right: Point, color: Color) -> jax.Array:
+    """Fill a diamond (a rhombus touching the middle of each side of the box)."""
+    u, v = _unit_coords(canvas, top_left, bottom_right)
+    return paint(canvas, jnp.abs(u) + jnp.abs(v) <= 1, color)
+
+
+def _stem(u: jax.Array, v: jax.Array) -> jax.Array:
+    """A flared stem in the bottom of the box: narrow at v = -0.35, wide at v = -1."""
+    height = jnp.clip((-0.35 - v) / 0.65, 0.0, 1.0)
+    return (v <= -0.35) & (v >= -1) & (jnp.abs(u) <= 0.1 + 0.45 * height)
+
+
+def draw_spade(canvas: Any, top_left: Point, bottom_right: Point, color: Color) -> jax.Array:
+    """Fill a spade: an upside-down heart over a flared stem."""
+    u, v = _unit_coords(canvas, top_left, bottom_right)
+    # The inverted heart occupies the top three quarters of the box.
+    body = _heart_inside(u, -((v - 0.25) / 0.75))
+    return paint(canvas, body | _stem(u, v), color)
+
+
+def draw_club(canvas: Any, top_left: Point, bottom_right: Point, color: Color) -> jax.Array:
+    """Fill a club: three discs (top, lower left, lower right) over a flared stem."""
+    u, v = _unit_coords(canvas, top_left, bottom_right)
+    r = 0.42
+    lobes = (
+        (u**2 + (v - 0.56) ** 2 <= r**2)
+        | ((u + 0.54) ** 2 + (v + 0.02) ** 2 <= r**2)
+        | ((u - 0.54) ** 2 + (v + 0.02) ** 2 <= r**2)
+        | ((jnp.abs(u) <= 0.16) & (jnp.abs(v - 0.2) <= 0.3))
+    )
+    return paint(canvas, lobes | _stem(u, v), color)
+
+
+SUITS = ("heart", "spade", "club", "diamond")
+"""Suit order used by the card games: 0 heart, 1 spade, 2 club, 3 diamond."""
+
+SUIT_COLORS = ((220, 20, 40), (0, 0, 0), (0, 0, 0), (220, 20, 40))
+"""Default colour of each suit: red hearts and diamonds, black spades and clubs."""
+
+_SUIT_DRAWERS = {"heart": draw_heart, "spade": draw_spade, "club": draw_club, "diamond": draw_diamond}
+
+
+def draw_suit(canvas: Any, top_left: Point, bottom_right: Point, suit: str | int, color: Color | None = None) -> jax.Array:
+    """Draw the card suit ``suit`` (a name or a static index into :data:`SUITS`).
+
+    ``color`` defaults to the suit's colour in :data:`SUIT_COLORS`.
+    """
+    index = SUITS.index(suit) if isinstance(suit, str) else int(suit)
+    if not 0 <= index < len(SUITS):
+        raise ValueError(f"suit must be one of {SUITS} or 0..3, got {suit!r}")
+    color = SUIT_COLORS[index] if color is None else color
+    return _SUIT_DRAWERS[SUITS[index]](canvas, top_left, bottom_right, color)
+
+
+# --------------------------------------------------------------------------------------- grids
+def draw_grid(
+    canvas: Any,
+    top_left: Point,
+    cell_size: int,
+    shape: tuple[int, int],
+    color: Color,
+    thickness: int = 1,
+) -> jax.Array:
+    """Draw the lines of a ``rows x cols`` grid of square cells.
+
+    Cells are ``cell_size`` pixels, separated and surrounded by lines ``thickness`` pixels
+    wide, so the grid spans ``cols * (cell_size + thickness) + thickness`` pixels across.
+    """
+    rows, cols = shape
+    period = cell_size + thickness
+    x, y = _centres(canvas)
+    x0, y0 = (jnp.asarray(v, dtype=jnp.float32) for v in (top_left[0], top_left[1]))
+    rx = jnp.floor(x - x0)
+    ry = jnp.floor(y - y0)
+    inside = (rx >= 0) & (rx < cols * period + thickness) & (ry >= 0) & (ry < rows * period + thickness)
+    on_line = (jnp.mod(rx, period) < thickness) | (jnp.mod(ry, period) < thickness)
+    return paint(canvas, inside & on_line, color)
+
+
+# ---------------------------------------------------------------------------------------- text
+def text_width(text: str, scale: int = 1, spacing: int | None = None) -> int:
+    """Width in pixels of ``text`` drawn by :func:`draw_text` with these ``scale`` and ``spacing``."""
+    spacing = scale if spacing is None else spacing
+    return max(len(text) * (font.GLYPH_SIZE * scale + spacing) - spacing, 0)
+
+
+def text_bitmap(text: str, scale: int = 1, spacing: int | None = None) -> np.ndarray:
+    """``bool[5 * scale, text_width]``: the lit pixels of ``text`` (a static string)."""
+    spacing = scale if spacing is None else spacing
+    columns: list[np.ndarray] = []
+    for i, char in enumerate(text):
+        if i:
+            columns.append(np.zeros((font.GLYPH_SIZE * scale, spacing), dtype=bool))
+        columns.append(np.kron(font.glyph(char), np.ones((scale, scale), dtype=bool)))
+    if not columns:
+        return np.zeros((font.GLYPH_SIZE * scale, 0), dtype=bool)
+    return np.concatenate(columns, axis=1)
+
+
+def draw_text(
+    canvas: Any, top_left: Point, text: str, color: Color, scale: int = 1, spacing: int | None = None
+) -> jax.Array:
+    """Write the static string ``text`` in the 5x5 font, each font cell ``scale`` pixels.
+
+    Glyphs are ``spacing`` pixels apart (default ``scale``). Letters are upper-cased; see
+    :data:`popgym_arcade.environments.font.GLYPHS` for the characters available.
+    """
+    bitmap = jnp.asarray(text_bitmap(text, scale, spacing))
+    x, y = _centres(canvas)
+    cols = jnp.floor(x - jnp.asarray(top_left[0], jnp.float32)).astype(jnp.int32)
+    rows = jnp.floor(y - jnp.asarray(top_left[1], jnp.float32)).astype(jnp.int32)
+    h, w = bitmap.shape
+    inside = (cols >= 0) & (cols < w) & (rows >= 0) & (rows < h)
+    lit = bitmap[jnp.clip(rows, 0, h - 1), jnp.clip(cols, 0, w - 1)]
+    return paint(canvas, inside & lit, color)
+
+
+def draw_number(
+    canvas: Any,
+    top_left: Point,
+    bottom_right: Point,
+    number: jax.Array | int,
+    color: Color,
+    scale: int | None = None,
+    max_digits: int = 6,
+) -> jax.Array:
+    """Write the integer ``number`` (traced or not) centred in the box, with a minus sign if negative.
+
+    Font cells are ``scale`` pixels; by default the largest scale whose glyphs fit the box
+    height (the box must then be given as Python numbers). Numbers with more than
+    ``max_digits`` digits show their last ``max_digits`` digits.
+    """
+    if scale is None:
+        try:
+            height = int(bottom_right[1]) - int(top_left[1])
+        except (TypeError, jax.errors.ConcretizationTypeError) as error:
+            raise ValueError("draw_number needs a static scale when the box is traced") from error
+        scale = max(height // font.GLYPH_SIZE, 1)
+    number = jnp.asarray(number, dtype=jnp.int32)
+    magnitude = jnp.abs(number)
+    powers = jnp.asarray([10**i for i in range(max_digits - 1, -1, -1)], dtype=jnp.int32)
+    digits = (magnitude // powers) % 10
+    num_digits = jnp.clip(jnp.sum(magnitude >= powers), 1, max_digits)
+    negative = number < 0
+    num_chars = num_digits + negative.astype(jnp.int32)
+    # Characters right-aligned in a buffer of max_digits + 1 slots; unused slots are blank.
+    slot = jnp.arange(max_digits + 1)
+    first = max_digits + 1 - num_chars
+    digit_chars = jnp.concatenate([jnp.zeros(1, jnp.int32), digits])
+    chars = jnp.where(slot < first, font.DIGIT_INDEX[" "], digit_chars)
+    chars = jnp.where(negative & (slot == first), font.DIGIT_INDEX["-"], chars)
+
+    pitch = (font.GLYPH_SIZE + 1) * scale
+    x0, y0, x1, y1 = _box(top_left, bottom_right)
+    width = num_chars.astype(jnp.float32) * pitch - scale
+    start_x = jnp.floor(x0 + (x1 - x0 - width) / 2) - first.astype(jnp.float32) * pitch
+    start_y = jnp.floor(y0 + (y1 - y0 - font.GLYPH_SIZE * scale) / 2)
+    x, y = _centres(canvas)
+    rel_x = jnp.floor(x - start_x).astype(jnp.int32)
+    rel_y = jnp.floor(y - start_y).astype(jnp.int32)
+    char_slot = rel_x // pitch
+    col = (rel_x % pitch) // scale
+    row = rel_y // scale
+    inside = (char_slot >= first) & (char_slot <= max_digits) & (col < font.GLYPH_SIZE)
+    inside = inside & (row >= 0) & (row < font.GLYPH_SIZE)
+    table = jnp.asarray(font.digit_table())
+    char = chars[jnp.clip(char_slot, 0, max_digits)]
+    lit = table[char, jnp.clip(row, 0, font.GLYPH_SIZE - 1), jnp.clip(col, 0, font.GLYPH_SIZE - 1)]
+    return paint(canvas, inside & lit & _box_mask(canvas, top_left, bottom_right), color)
+
+
+# ----------------------------------------------------------------------------- composition
+def paste(canvas: Any, image: Any, top_left: Point, mask: Any | None = None) -> jax.Array:
+    """Place ``image`` (``uint8[h, w, 3]``) with its top-left corner at ``top_left``.
+
+    Where ``mask`` (``bool[h, w]``) is given, only its true pixels are copied (a sprite). The
+    position may be traced; the image must fit inside the canvas (positions are clamped so
+    that it does, as in ``jax.lax.dynamic_update_slice``).
+    """
+    canvas = jnp.asarray(canvas, dtype=jnp.uint8)
+    image = jnp.asarray(image, dtype=jnp.uint8)
+    start = (jnp.asarray(top_left[1], jnp.int32), jnp.asarray(top_left[0], jnp.int32), jnp.int32(0))
+    if mask is not None:
+        under = jax.lax.dynamic_slice(canvas, start, image.shape)
+        image = jnp.where(jnp.asarray(mask)[..., None], image, under)
+    return jax.lax.dynamic_update_slice(canvas, image, start)
+
+
+def draw_sub_canvas(canvas: Any, sub_canvas: Any) -> jax.Array:
+    """Paste ``sub_canvas`` centred on ``canvas`` (both sizes must differ by an even number)."""
+    height, width = np.shape(canvas)[:2]
+    sub_h, sub_w = np.shape(sub_canvas)[:2]
+    if (height - sub_h) % 2 or (width - sub_w) % 2 or sub_h > height or sub_w > width:
+        raise ValueError(f"cannot centre a {sub_h}x{sub_w} sub-canvas on a {height}x{width} canvas")
+    return paste(canvas, sub_canvas, ((width - sub_w) // 2, (height - sub_h) // 2))
+
+
+def upscale(image: Any, factor: int | tuple[int, int]) -> jax.Array:
+    """Nearest-neighbour upscaling of ``image[h, w, ...]`` by an integer ``factor`` (or ``(fy, fx)``)."""
+    fy, fx = (factor, factor) if isinstance(factor, int) else factor
+    image = jnp.asarray(image)
+    return jnp.repeat(jnp.repeat(image, fy, axis=0), fx, axis=1)
+
+
+def grid_image(tiles: Any, tile_ids: jax.Array) -> jax.Array:
+    """Assemble a board from tiles: ``tiles[k]`` is a ``uint8[h, w, 3]`` image of tile kind ``k``.
+
+    ``tile_ids`` (``int[rows, cols]``, traced) picks a tile per cell; the result is
+    ``uint8[rows * h, cols * w, 3]``, built with one gather, so a board costs one pass over its
+    pixels however many cells it has.
+    """
+    tiles = jnp.asarray(tiles)
+    rows, cols = tile_ids.shape
+    _, h, w, c = tiles.shape
+    board = tiles[tile_ids]  # (rows, cols, h, w, c)
+    return board.transpose(0, 2, 1, 3, 4).reshape(rows * h, cols * w, c)
