@@ -286,31 +286,42 @@ def draw_grid(
 
 
 # ---------------------------------------------------------------------------------------- text
-def text_width(text: str, scale: int = 1, spacing: int | None = None) -> int:
+Scale = int | tuple[int, int]
+
+
+def _scale_pair(scale: Scale) -> tuple[int, int]:
+    """``(rows, cols)`` pixels per font cell from an int or a ``(rows, cols)`` pair."""
+    return (scale, scale) if isinstance(scale, int) else (int(scale[0]), int(scale[1]))
+
+
+def text_width(text: str, scale: Scale = 1, spacing: int | None = None) -> int:
     """Width in pixels of ``text`` drawn by :func:`draw_text` with these ``scale`` and ``spacing``."""
-    spacing = scale if spacing is None else spacing
-    return max(len(text) * (font.GLYPH_SIZE * scale + spacing) - spacing, 0)
+    _, scale_x = _scale_pair(scale)
+    spacing = scale_x if spacing is None else spacing
+    return max(len(text) * (font.GLYPH_SIZE * scale_x + spacing) - spacing, 0)
 
 
-def text_bitmap(text: str, scale: int = 1, spacing: int | None = None) -> np.ndarray:
-    """``bool[5 * scale, text_width]``: the lit pixels of ``text`` (a static string)."""
-    spacing = scale if spacing is None else spacing
+def text_bitmap(text: str, scale: Scale = 1, spacing: int | None = None) -> np.ndarray:
+    """``bool[5 * rows, text_width]``: the lit pixels of ``text`` (a static string)."""
+    scale_y, scale_x = _scale_pair(scale)
+    spacing = scale_x if spacing is None else spacing
     columns: list[np.ndarray] = []
     for i, char in enumerate(text):
         if i:
-            columns.append(np.zeros((font.GLYPH_SIZE * scale, spacing), dtype=bool))
-        columns.append(np.kron(font.glyph(char), np.ones((scale, scale), dtype=bool)))
+            columns.append(np.zeros((font.GLYPH_SIZE * scale_y, spacing), dtype=bool))
+        columns.append(np.kron(font.glyph(char), np.ones((scale_y, scale_x), dtype=bool)))
     if not columns:
-        return np.zeros((font.GLYPH_SIZE * scale, 0), dtype=bool)
+        return np.zeros((font.GLYPH_SIZE * scale_y, 0), dtype=bool)
     return np.concatenate(columns, axis=1)
 
 
 def draw_text(
-    canvas: Any, top_left: Point, text: str, color: Color, scale: int = 1, spacing: int | None = None
+    canvas: Any, top_left: Point, text: str, color: Color, scale: Scale = 1, spacing: int | None = None
 ) -> jax.Array:
     """Write the static string ``text`` in the 5x5 font, each font cell ``scale`` pixels.
 
-    Glyphs are ``spacing`` pixels apart (default ``scale``). Letters are upper-cased; see
+    ``scale`` is an int, or ``(rows, cols)`` for narrow or wide letters. Glyphs are ``spacing``
+    pixels apart (default: one font cell). Letters are upper-cased; see
     :data:`popgym_arcade.environments.font.GLYPHS` for the characters available.
     """
     bitmap = jnp.asarray(text_bitmap(text, scale, spacing))

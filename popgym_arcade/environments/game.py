@@ -82,9 +82,13 @@ class PixelGame(Environment):
         size = self.obs_size
         canvas = draw_utils.new_canvas(size, size, self.background_color)
         title = self.title or self.name.upper()
-        scale, spacing = 2 * self.scale, self.scale
-        width = draw_utils.text_width(title, scale, spacing)
-        if width > size:
+        # Square 2x2-pixel font cells (at 128) where the title fits, else narrow 2x1 cells.
+        for scale in ((2 * self.scale, 2 * self.scale), (2 * self.scale, self.scale)):
+            spacing = self.scale
+            width = draw_utils.text_width(title, scale, spacing)
+            if width <= size - 4 * self.scale:
+                break
+        else:
             raise ValueError(f"title {title!r} is too wide for {size} pixels")
         top = size - 12 * self.scale
         canvas = draw_utils.draw_text(canvas, ((size - width) // 2, top), title, self.title_color, scale, spacing)
