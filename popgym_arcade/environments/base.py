@@ -5,7 +5,8 @@ class supplies ``reset`` and ``step`` with auto-reset. Two ways of writing a gam
 
 * the paper's way: ``reset_env(key, params) -> (obs, state)`` and
   ``step_env(key, state, action, params) -> (obs, state, reward, done, info)``, with ``render``;
-  ``info`` may carry ``"truncated"`` to mark time limits;
+  a ``done`` step counts as terminated unless ``info["truncated"]`` marks it a time limit (and
+  ``info["terminated"]``, where given, does not say the game ended too);
 * the state-first way used by the built-in games: ``reset_state(key, params) -> state`` and
   ``step_state(key, state, action, params) -> (state, reward, terminated, truncated, info)``.
 
@@ -169,7 +170,10 @@ class Environment:
         _, next_state, reward, done, info = self.step_env(key, state, action, params)
         info = dict(info)
         done = jnp.asarray(done, dtype=bool)
-        truncated = jnp.asarray(info.pop("truncated", False), dtype=bool)
-        info.pop("terminated", None)
-        terminated = jnp.logical_and(done, jnp.logical_not(truncated))
-        return next_state, reward, terminated, jnp.logical_and(done, truncated), info
+        truncated = jnp.logical_and(done, jnp.asarray(info.pop("truncated", False), dtype=bool))
+        # A done step is a truncation where info says so, unless info also says terminated.
+        if "terminated" in info:
+            terminated = jnp.logical_and(done, jnp.asarray(info.pop("terminated"), dtype=bool))
+        else:
+            terminated = jnp.logical_and(done, jnp.logical_not(truncated))
+        return next_state, reward, terminated, truncated, info

@@ -40,6 +40,8 @@ class PixelGame(Environment):
     background_color: ClassVar[tuple[int, int, int]] = (0, 0, 0)
     title_color: ClassVar[tuple[int, int, int]] = (255, 255, 255)
     score_color: ClassVar[tuple[int, int, int]] = (255, 255, 255)
+    return_range: ClassVar[tuple[float, float]] = (0.0, 1.0)
+    """Bounds of every episode's return: ``(0, 1)``, or ``(-1, 1)`` for games with penalties."""
 
     def __init__(self, difficulty: Any = "Easy", partial_obs: bool = False, obs_size: int = 128):
         if isinstance(difficulty, str):

@@ -1,0 +1,84 @@
+"""The ``popgym-arcade`` command.
+
+    popgym-arcade list                 ids and each game's difficulty table
+    popgym-arcade demo --out DIR       twins side by side for every game, and steps/s
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+from collections.abc import Sequence
+
+from popgym_arcade.registration import BUILTIN_GAMES, LEVELS, REGISTERED_ENVIRONMENTS, game_class
+
+
+def _difficulty_tables() -> tuple[dict[str, list[str]], list[str]]:
+    """Each built-in game's difficulty table as text lines, and the registered ids of other games."""
+    tables: dict[str, list[str]] = {}
+    builtin_ids = set()
+    for name, _ in BUILTIN_GAMES:
+        game = game_class(name)
+        fields = [f.name for f in dataclasses.fields(game.difficulties[LEVELS[0]])]
+        lines = tables.setdefault(name, [f"  {'id':24s} " + " ".join(f"{k:>16s}" for k in fields)])
+        for level in LEVELS:
+            values = dataclasses.asdict(game.difficulties[level]).values()
+            lines.append(f"  {name + level:24s} " + " ".join(f"{str(v):>16s}" for v in values))
+            builtin_ids.add(name + level)
+    return tables, [i for i in REGISTERED_ENVIRONMENTS if i not in builtin_ids]
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    """Print every registered id, grouped by game with its difficulty table."""
+    tables, others = _difficulty_tables()
+    for game, lines in tables.items():
+        print(game)
+        print("\n".join(lines))
+        print()
+    if others:
+        print("Other registered ids: " + ", ".join(others))
+    print(f"{len(REGISTERED_ENVIRONMENTS)} ids; each in two twins: partial_obs=False (MDP) and True (POMDP).")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Render the twins of every (or each given) id and print steps/s."""
+    from popgym_arcade.demo import run_demo
+
+    unknown = [i for i in args.ids or [] if i not in REGISTERED_ENVIRONMENTS]
+    if unknown:
+        print(f"error: unknown ids {unknown}; see `popgym-arcade list`", file=sys.stderr)
+        return 2
+    run_demo(args.out, args.ids or None, num_steps=args.steps, obs_size=args.size,
+             speed_envs=args.envs, speed_steps=args.speed_steps, seed=args.seed)
+    print(f"pictures written to {args.out}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``popgym-arcade`` command."""
+    parser = argparse.ArgumentParser(prog="popgym-arcade", description="POPGym Arcade: pixel MDP/POMDP twins in JAX.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("list", help="list registered ids with each game's difficulty table")
+    p.set_defaults(func=cmd_list)
+    p = sub.add_parser("demo", help="render MDP and POMDP twins side by side for every game, and print steps/s")
+    p.add_argument("--out", default="outputs/demo", help="output folder (default: outputs/demo)")
+    p.add_argument("--ids", nargs="*", help="ids to show (default: every registered id)")
+    p.add_argument("--steps", type=int, default=8, help="random steps shown per game (default: 8)")
+    p.add_argument("--size", type=int, choices=(128, 256), default=128, help="observation size (default: 128)")
+    p.add_argument("--envs", type=int, default=64, help="parallel envs for the steps/s figure (default: 64)")
+    p.add_argument("--speed-steps", type=int, default=100, help="steps per env for the steps/s figure")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``popgym-arcade`` command."""
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
