@@ -15,7 +15,7 @@ run: $(VENV)/.installed
 	$(VENV)/bin/popgym-arcade demo --out $(OUT)
 
 test: $(VENV)/.installed
-	$(VENV)/bin/python -m pytest
+	$(VENV)/bin/python -m pytest -n 2 --dist loadgroup
 
 clean:
 	rm -rf $(VENV) outputs .pytest_cache

@@ -20,7 +20,18 @@ REGISTERED_ENVIRONMENTS: list[str] = []
 _FACTORIES: dict[str, Callable[..., Environment]] = {}
 
 # (game class name, module) in the paper's order of ids.
-BUILTIN_GAMES: tuple[tuple[str, str], ...] = ()
+BUILTIN_GAMES: tuple[tuple[str, str], ...] = (
+    ("CartPole", "popgym_arcade.environments.cartpole"),
+    ("NoisyCartPole", "popgym_arcade.environments.cartpole"),
+    ("CountRecall", "popgym_arcade.environments.countrecall"),
+    ("BattleShip", "popgym_arcade.environments.battleship"),
+    ("AutoEncode", "popgym_arcade.environments.autoencode"),
+    ("Navigator", "popgym_arcade.environments.navigator"),
+    ("MineSweeper", "popgym_arcade.environments.minesweeper"),
+    ("Skittles", "popgym_arcade.environments.skittles"),
+    ("Breakout", "popgym_arcade.environments.breakout"),
+    ("Tetris", "popgym_arcade.environments.tetris"),
+)
 
 LEVELS = ("Easy", "Medium", "Hard")
 
