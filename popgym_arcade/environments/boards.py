@@ -145,12 +145,6 @@ class BoardGame(PixelGame):
         self._tile_rows = pack_rgb(self.tiles).reshape(-1, lay.pitch)
         self._cell_row = np.repeat(np.arange(lay.cells), lay.pitch)
         self._tile_row = np.tile(np.arange(lay.pitch), lay.cells)
-        self._score_box, self._score_patches = self._make_score_patches()
-
-    @property
-    def max_score(self) -> int:
-        """The largest score a state can show."""
-        raise NotImplementedError
 
     @functools.cached_property
     def layout(self) -> BoardLayout:
@@ -198,16 +192,6 @@ class BoardGame(PixelGame):
                 tiles.append(tile)
         return np.stack(tiles)
 
-    def _make_score_patches(self) -> tuple[tuple[int, int, int, int], np.ndarray]:
-        """The box ``(y0, y1, x0, x1)`` where scores differ from the background, and every
-        score's pixels there: ``uint8[max_score + 1, y1 - y0, x1 - x0, 3]``."""
-        draw = jax.jit(jax.vmap(lambda score: self.draw_score(self.frame(), score)))
-        frames = np.asarray(draw(jnp.arange(self.max_score + 1)))
-        changed = np.any(frames != self.background, axis=(0, 3))
-        rows, cols = np.nonzero(changed)
-        y0, y1, x0, x1 = rows.min(), rows.max() + 1, cols.min(), cols.max() + 1
-        return (int(y0), int(y1), int(x0), int(x1)), pack_rgb(frames[:, y0:y1, x0:x1])
-
     def board_image(self, kinds: jax.Array, cursor_x: jax.Array, cursor_y: jax.Array) -> jax.Array:
         """``uint8[B * pitch, B * pitch, 3]``: the cells showing ``kinds``, with the cursor.
 
@@ -229,9 +213,7 @@ class BoardGame(PixelGame):
         frame = self.frame().at[lay.top : lay.top + span, lay.left : lay.left + span].set(
             self.board_image(kinds, cursor_x, cursor_y)
         )
-        y0, y1, x0, x1 = self._score_box
-        patch = jnp.asarray(self._score_patches)[jnp.clip(score, 0, self.max_score)]
-        return frame.at[y0:y1, x0:x1].set(unpack_rgb(patch))
+        return self.draw_score(frame, score)
 
     def render_mdp(self, state: Any) -> jax.Array:
         """Every cell's kind, the cursor and the score."""

@@ -66,8 +66,6 @@ _PADDLE_SPRITE = ("#########", "#########", "#########", ".........")
 _BALL_SPRITE = ("...###...", "..#####..", "..#####..", "...###...")
 _TRAIL_SPRITE = (".........", "...###...", "...###...", ".........")
 
-_SCORE_IMAGES: dict[tuple[type, int], tuple[tuple[int, int, int, int], np.ndarray]] = {}
-"""Score images per (class, obs_size): they do not depend on the difficulty or the twin."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -280,7 +278,6 @@ class Breakout(PixelGame):
             (self._cell_image(sprite, color), self._sprite_mask(sprite))
             for sprite, color in ((_BALL_SPRITE, BALL_COLOR), (_TRAIL_SPRITE, TRAIL_COLOR))
         )
-        self._score_box, self._score_images = self._make_score_images()
 
     # ------------------------------------------------------------------------------ drawing
     @property
@@ -319,22 +316,10 @@ class Breakout(PixelGame):
         paddle = np.repeat(self._cell_image(_PADDLE_SPRITE, PADDLE_COLOR)[:, None], COLS, axis=1)
         return wall, paddle
 
-    def _make_score_images(self) -> tuple[tuple[int, int, int, int], np.ndarray]:
-        """The score area for every reachable score (0..60), drawn once with ``draw_score``.
-
-        Returns the area's box ``(y0, y1, x0, x1)`` and ``uint8[61, y1 - y0, x1 - x0, 3]``.
-        """
-        cache_key = (type(self), self.obs_size)
-        if cache_key in _SCORE_IMAGES:
-            return _SCORE_IMAGES[cache_key]
-        background = jnp.asarray(self.background)
-        # One compiled program: eager op-by-op drawing would take seconds at construction.
-        draw_all = jax.jit(jax.vmap(lambda k: self.draw_score(background, k)))
-        images = np.asarray(draw_all(jnp.arange(NUM_BRICKS + 1)))
-        changed = np.nonzero(np.any(images != self.background[None], axis=(0, 3)))
-        y0, y1, x0, x1 = changed[0].min(), changed[0].max() + 1, changed[1].min(), changed[1].max() + 1
-        _SCORE_IMAGES[cache_key] = (int(y0), int(y1), int(x0), int(x1)), images[:, y0:y1, x0:x1]
-        return _SCORE_IMAGES[cache_key]
+    @property
+    def max_score(self) -> int:
+        """The score counts bricks broken: at most 60."""
+        return NUM_BRICKS
 
     def draw_background(self) -> np.ndarray:
         """Background, title, and the walls (left, top, right) around the board."""
@@ -376,10 +361,7 @@ class Breakout(PixelGame):
             corner = (left + x * cell_w, top + y * cell_h)
             canvas = draw_utils.paste(canvas, image, corner, jnp.asarray(mask) & show)
 
-        # The score images were drawn with draw_score at construction: one slice per step.
-        y0, y1, x0, x1 = self._score_box
-        score = jnp.asarray(self._score_images)[jnp.clip(state.score, 0, NUM_BRICKS)]
-        return canvas.at[y0:y1, x0:x1].set(score)
+        return self.draw_score(canvas, state.score)
 
     def render_mdp(self, state: BreakoutState) -> jax.Array:
         """Bricks, paddle, ball and trail, and the score."""

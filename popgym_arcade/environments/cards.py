@@ -241,6 +241,11 @@ class CardGame(PixelGame):
         self.history_planes = history_planes(tiles, self.history)
         """The history grid's tiles, ready for :func:`history_image`."""
 
+    @property
+    def max_score(self) -> int:
+        """The score counts correct answers: at most one per card."""
+        return self.difficulty.num_cards
+
     def board_point(self, x: int, y: int) -> tuple[int, int]:
         """Frame pixel ``(x, y)`` of the board point ``(x, y)`` given at 128 pixels."""
         return self.board_origin + x * self.scale, self.board_origin + y * self.scale

@@ -12,6 +12,8 @@ bottom band (rows 112-127). Static parts are drawn once into ``self.background``
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import jax
@@ -59,6 +61,7 @@ class PixelGame(Environment):
         self.obs_size = validate_obs_size(obs_size)
         self.scale = self.obs_size // 128
         self.background = self.draw_background()
+        self._score_box, self._score_patches = self._draw_score_patches()
 
     # ------------------------------------------------------------------------------- twins
     def render(self, state: Any) -> jax.Array:
@@ -86,15 +89,29 @@ class PixelGame(Environment):
         title = self.title or self.name.upper()
         # Square 2x2-pixel font cells (at 128) where the title fits, else narrow 2x1 cells.
         for scale in ((2 * self.scale, 2 * self.scale), (2 * self.scale, self.scale)):
-            spacing = self.scale
-            width = draw_utils.text_width(title, scale, spacing)
-            if width <= size - 4 * self.scale:
+            lit = draw_utils.text_bitmap(title, scale, spacing=self.scale)
+            if lit.shape[1] <= size - 4 * self.scale:
                 break
         else:
             raise ValueError(f"title {title!r} is too wide for {size} pixels")
-        top = size - 12 * self.scale
-        canvas = draw_utils.draw_text(canvas, ((size - width) // 2, top), title, self.title_color, scale, spacing)
-        return np.asarray(canvas)
+        top, left = size - 12 * self.scale, (size - lit.shape[1]) // 2
+        canvas[top : top + lit.shape[0], left : left + lit.shape[1]][lit] = self.title_color
+        return canvas
+
+    @property
+    def max_score(self) -> int | None:
+        """The largest score the game can show, or ``None`` where it has no small bound.
+
+        Where it is given, every score's pixels are drawn once at construction and
+        :meth:`draw_score` copies them: a few microseconds less per frame than drawing digits.
+        """
+        return None
+
+    @property
+    def score_band(self) -> tuple[int, int, int, int]:
+        """``(y0, y1, x0, x1)`` of the top band that holds the score."""
+        s = self.scale
+        return 2 * s, 14 * s, 16 * s, 112 * s
 
     @property
     def board_origin(self) -> int:
@@ -107,12 +124,32 @@ class PixelGame(Environment):
         return BOARD_SIZE_AT_128 * self.scale
 
     def draw_score(self, canvas: jax.Array, score: jax.Array, color: Any = None) -> jax.Array:
-        """Write ``score`` centred in the top band; touches only that band."""
+        """Write ``score`` centred in the top band; touches only that band.
+
+        With :attr:`max_score` set and the default colour, this copies the pre-drawn pixels of
+        ``clip(score, 0, max_score)`` over the band, whatever was drawn there before.
+        """
+        if color is None and self._score_patches is not None:
+            y0, y1, x0, x1 = self._score_box
+            patch = jnp.asarray(self._score_patches)[jnp.clip(score, 0, self.max_score)]
+            return canvas.at[y0:y1, x0:x1].set(patch)
+        y0, y1, x0, x1 = self.score_band
         color = self.score_color if color is None else color
-        s = self.scale
-        y0, y1, x0, x1 = 2 * s, 14 * s, 16 * s, 112 * s
-        band = draw_utils.draw_number(canvas[y0:y1, x0:x1], (0, 0), (x1 - x0, y1 - y0), score, color, scale=2 * s)
+        band = _score_drawer(self.scale, tuple(color))(canvas[y0:y1, x0:x1], jnp.asarray(score))
         return canvas.at[y0:y1, x0:x1].set(band)
+
+    def _draw_score_patches(self) -> tuple[tuple[int, int, int, int], np.ndarray | None]:
+        """The smallest box that every score changes, and each score's pixels in it."""
+        if self.max_score is None:
+            return self.score_band, None
+        y0, y1, x0, x1 = self.score_band
+        band = self.background[y0:y1, x0:x1]
+        draw_all = _all_scores_drawer(self.scale, tuple(self.score_color))
+        bands = np.asarray(draw_all(band, jnp.arange(self.max_score + 1)))
+        rows, cols = np.nonzero(np.any(bands != band, axis=(0, 3)))
+        r0, r1, c0, c1 = rows.min(), rows.max() + 1, cols.min(), cols.max() + 1
+        box = (int(y0 + r0), int(y0 + r1), int(x0 + c0), int(x0 + c1))
+        return box, bands[:, r0:r1, c0:c1]
 
     def paste_board(self, canvas: jax.Array, board: jax.Array) -> jax.Array:
         """Paste a board image centred in the board area (static position)."""
@@ -124,3 +161,20 @@ class PixelGame(Environment):
     def frame(self) -> jax.Array:
         """The background as a JAX array, to draw a frame on."""
         return jnp.asarray(self.background)
+
+
+@functools.lru_cache(maxsize=None)
+def _score_drawer(scale: int, color: tuple[int, ...]) -> Callable[[jax.Array, jax.Array], jax.Array]:
+    """``draw(band, score) -> band`` for one HUD scale and colour (shared by every game)."""
+
+    def draw(band: jax.Array, score: jax.Array) -> jax.Array:
+        height, width = band.shape[:2]
+        return draw_utils.draw_number(band, (0, 0), (width, height), score, color, scale=2 * scale)
+
+    return draw
+
+
+@functools.lru_cache(maxsize=None)
+def _all_scores_drawer(scale: int, color: tuple[int, ...]) -> Callable[[Any, jax.Array], jax.Array]:
+    """``draw(band, scores) -> bands``: :func:`_score_drawer` over many scores, compiled once."""
+    return jax.jit(jax.vmap(_score_drawer(scale, color), in_axes=(None, 0)))

@@ -172,6 +172,11 @@ class Skittles(PixelGame):
 
     # ------------------------------------------------------------------------------ layout
     @property
+    def max_score(self) -> int:
+        """The score counts steps survived: at most ``max_steps``."""
+        return self.difficulty.max_steps
+
+    @property
     def line_width(self) -> int:
         """Width of the grid lines in pixels (1 at 128, 2 at 256)."""
         return self.scale

@@ -347,18 +347,11 @@ class Tetris(PixelGame):
         self.preview_sprites = np.stack(
             [_preview_sprite(k, cell, PREVIEW_GAP * s) for k in range(NUM_PIECES)]
         )
-        # The score is a line count below lines_to_win + 4 in every reachable state (a lock
-        # adds at most 4 lines to at most lines_to_win - 1), so its band is drawn once per
-        # value here and copied per step: drawing the digits costs more than the whole board.
-        band = self.board_origin
-        scores = jnp.arange(self.max_score + 1)
-        self.score_bands = np.asarray(
-            jax.vmap(lambda n: self.draw_score(jnp.asarray(self.background[:band]), n))(scores)
-        )
 
     @property
     def max_score(self) -> int:
         """The most lines a game can reach: a 4-line clear one line short of the win."""
+        # A lock adds at most 4 lines to at most lines_to_win - 1.
         return self.difficulty.lines_to_win + 3
 
     # ----------------------------------------------------------------------------- layout
@@ -483,8 +476,7 @@ class Tetris(PixelGame):
         left, top, right, bottom = self.preview_box
         panel = jnp.asarray(self.preview_sprites)[self.previews(state)].reshape(bottom - top, right - left, 3)
         canvas = canvas.at[top:bottom, left:right].set(panel)
-        band = jnp.asarray(self.score_bands)[jnp.clip(state.lines, 0, self.max_score)]
-        return canvas.at[: band.shape[0]].set(band)
+        return self.draw_score(canvas, state.lines)
 
     def render_mdp(self, state: TetrisState) -> jax.Array:
         """The stack, the falling piece, the previews and the lines cleared."""
