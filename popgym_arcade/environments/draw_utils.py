@@ -6,9 +6,11 @@ Boxes are ``top_left=(x0, y0)`` and ``bottom_right=(x1, y1)`` in pixels, half-op
 clipped to the canvas. Positions may be traced JAX values, so the functions work under ``jit``
 and ``vmap``; colours are ``(r, g, b)`` in 0..255 and overwrite (never add to) the canvas.
 
-A primitive costs one pass over the canvas it is given. For fast twins, draw static parts
-once at construction (the functions accept numpy canvases and return JAX arrays; wrap the
-result in ``np.asarray`` to keep it as a constant) and draw dynamic parts on small canvases
+A primitive costs one pass over the canvas it is given. Given only host data (numpy arrays,
+Python numbers) a primitive computes with numpy and returns a numpy array, so static parts drawn
+at construction cost no JAX dispatch or compilation; given any JAX array (a traced position, a
+device canvas) it computes with ``jax.numpy``. For fast twins, draw static parts once at
+construction and draw dynamic parts on small canvases
 (a slice around the object, a sprite, a board at cell resolution) that are then scaled up with
 :func:`upscale` or placed with :func:`paste`.
 
@@ -69,67 +71,80 @@ def new_canvas(height: int, width: int, color: Color = (0, 0, 0)) -> np.ndarray:
     return canvas
 
 
+def _namespace(*values: Any) -> Any:
+    """``numpy`` where every value is host data (static drawing at construction: no JAX
+    dispatch or compilation), else ``jax.numpy`` (traced values, device arrays)."""
+    for leaf in jax.tree.leaves(values):
+        if isinstance(leaf, jax.Array):
+            return jnp
+    return np
+
+
 def paint(canvas: Any, mask: jax.Array, color: Color) -> jax.Array:
     """Set the pixels where ``mask`` (``bool[H, W]``) is true to ``color``."""
-    color = jnp.asarray(color, dtype=jnp.uint8)
-    return jnp.where(mask[..., None], color, jnp.asarray(canvas, dtype=jnp.uint8))
+    xp = _namespace(canvas, mask)
+    color = xp.asarray(color, dtype=xp.uint8)
+    return xp.where(mask[..., None], color, xp.asarray(canvas, dtype=xp.uint8))
 
 
-def _centres(canvas: Any) -> tuple[jax.Array, jax.Array]:
+def _centres(canvas: Any, xp: Any) -> tuple[jax.Array, jax.Array]:
     """Pixel-centre coordinates: ``x`` of shape ``(1, W)``, ``y`` of shape ``(H, 1)``."""
     height, width = np.shape(canvas)[:2]
-    x = jnp.arange(width, dtype=jnp.float32)[None, :] + 0.5
-    y = jnp.arange(height, dtype=jnp.float32)[:, None] + 0.5
+    x = xp.arange(width, dtype=xp.float32)[None, :] + 0.5
+    y = xp.arange(height, dtype=xp.float32)[:, None] + 0.5
     return x, y
 
 
-def _box(top_left: Point, bottom_right: Point) -> tuple[jax.Array, ...]:
-    x0, y0 = (jnp.asarray(v, dtype=jnp.float32) for v in (top_left[0], top_left[1]))
-    x1, y1 = (jnp.asarray(v, dtype=jnp.float32) for v in (bottom_right[0], bottom_right[1]))
+def _box(top_left: Point, bottom_right: Point, xp: Any) -> tuple[jax.Array, ...]:
+    x0, y0 = (xp.asarray(v, dtype=xp.float32) for v in (top_left[0], top_left[1]))
+    x1, y1 = (xp.asarray(v, dtype=xp.float32) for v in (bottom_right[0], bottom_right[1]))
     return x0, y0, x1, y1
 
 
-def _box_mask(canvas: Any, top_left: Point, bottom_right: Point) -> jax.Array:
-    x, y = _centres(canvas)
-    x0, y0, x1, y1 = _box(top_left, bottom_right)
+def _box_mask(canvas: Any, top_left: Point, bottom_right: Point, xp: Any) -> jax.Array:
+    x, y = _centres(canvas, xp)
+    x0, y0, x1, y1 = _box(top_left, bottom_right, xp)
     return (x >= x0) & (x < x1) & (y >= y0) & (y < y1)
 
 
-def _unit_coords(canvas: Any, top_left: Point, bottom_right: Point) -> tuple[jax.Array, jax.Array]:
+def _unit_coords(canvas: Any, top_left: Point, bottom_right: Point, xp: Any) -> tuple[jax.Array, jax.Array]:
     """Coordinates scaled so the box spans ``[-1, 1]`` on both axes, ``v`` pointing up."""
-    x, y = _centres(canvas)
-    x0, y0, x1, y1 = _box(top_left, bottom_right)
-    u = (x - (x0 + x1) / 2) / jnp.maximum((x1 - x0) / 2, 0.5)
-    v = ((y0 + y1) / 2 - y) / jnp.maximum((y1 - y0) / 2, 0.5)
+    x, y = _centres(canvas, xp)
+    x0, y0, x1, y1 = _box(top_left, bottom_right, xp)
+    u = (x - (x0 + x1) / 2) / xp.maximum((x1 - x0) / 2, 0.5)
+    v = ((y0 + y1) / 2 - y) / xp.maximum((y1 - y0) / 2, 0.5)
     return u, v
 
 
 # ------------------------------------------------------------------------------------- shapes
 def draw_rectangle(canvas: Any, top_left: Point, bottom_right: Point, color: Color) -> jax.Array:
     """Fill the box ``[x0, x1) x [y0, y1)``."""
-    return paint(canvas, _box_mask(canvas, top_left, bottom_right), color)
+    xp = _namespace(canvas, top_left, bottom_right)
+    return paint(canvas, _box_mask(canvas, top_left, bottom_right, xp), color)
 
 
-def _disc_mask(canvas: Any, top_left: Point, bottom_right: Point) -> jax.Array:
-    x, y = _centres(canvas)
-    x0, y0, x1, y1 = _box(top_left, bottom_right)
-    radius = jnp.minimum(x1 - x0, y1 - y0) / 2
+def _disc_mask(canvas: Any, top_left: Point, bottom_right: Point, xp: Any) -> jax.Array:
+    x, y = _centres(canvas, xp)
+    x0, y0, x1, y1 = _box(top_left, bottom_right, xp)
+    radius = xp.minimum(x1 - x0, y1 - y0) / 2
     return (x - (x0 + x1) / 2) ** 2 + (y - (y0 + y1) / 2) ** 2 <= radius**2
 
 
 def draw_circle(canvas: Any, top_left: Point, bottom_right: Point, color: Color) -> jax.Array:
     """Fill the largest disc centred in the box."""
-    return paint(canvas, _disc_mask(canvas, top_left, bottom_right), color)
+    xp = _namespace(canvas, top_left, bottom_right)
+    return paint(canvas, _disc_mask(canvas, top_left, bottom_right, xp), color)
 
 
 def draw_ring(
     canvas: Any, top_left: Point, bottom_right: Point, color: Color, thickness: float = 1.0
 ) -> jax.Array:
     """Draw the outline (``thickness`` pixels wide) of the largest circle centred in the box."""
-    x, y = _centres(canvas)
-    x0, y0, x1, y1 = _box(top_left, bottom_right)
-    radius = jnp.minimum(x1 - x0, y1 - y0) / 2
-    distance = jnp.sqrt((x - (x0 + x1) / 2) ** 2 + (y - (y0 + y1) / 2) ** 2)
+    xp = _namespace(canvas, top_left, bottom_right)
+    x, y = _centres(canvas, xp)
+    x0, y0, x1, y1 = _box(top_left, bottom_right, xp)
+    radius = xp.minimum(x1 - x0, y1 - y0) / 2
+    distance = xp.sqrt((x - (x0 + x1) / 2) ** 2 + (y - (y0 + y1) / 2) ** 2)
     return paint(canvas, (distance <= radius) & (distance > radius - thickness), color)
 
 
@@ -144,51 +159,55 @@ def draw_triangle(
     ``direction`` is one of ``"up"``, ``"down"``, ``"left"``, ``"right"``; the base lies on the
     opposite side of the box.
     """
+    xp = _namespace(canvas, top_left, bottom_right)
     if direction not in _TRIANGLE_DIRECTIONS:
         raise ValueError(f"direction must be one of {_TRIANGLE_DIRECTIONS}, got {direction!r}")
-    u, v = _unit_coords(canvas, top_left, bottom_right)
+    u, v = _unit_coords(canvas, top_left, bottom_right, xp)
     # Rotate so the apex points up: along = distance from the base towards the apex, in [0, 2].
     along, across = {"up": (v + 1, u), "down": (1 - v, u), "left": (1 - u, v), "right": (u + 1, v)}[direction]
-    inside = (along >= 0) & (along <= 2) & (jnp.abs(across) <= 1 - along / 2)
+    inside = (along >= 0) & (along <= 2) & (xp.abs(across) <= 1 - along / 2)
     return paint(canvas, inside, color)
 
 
 def draw_hexagon(canvas: Any, top_left: Point, bottom_right: Point, color: Color) -> jax.Array:
     """Fill a regular hexagon (flat top and bottom) centred in the box, as large as fits."""
-    x, y = _centres(canvas)
-    x0, y0, x1, y1 = _box(top_left, bottom_right)
-    radius = jnp.minimum((x1 - x0) / 2, (y1 - y0) / math.sqrt(3))
-    dx = jnp.abs(x - (x0 + x1) / 2) / radius
-    dy = jnp.abs(y - (y0 + y1) / 2) / radius
+    xp = _namespace(canvas, top_left, bottom_right)
+    x, y = _centres(canvas, xp)
+    x0, y0, x1, y1 = _box(top_left, bottom_right, xp)
+    radius = xp.minimum((x1 - x0) / 2, (y1 - y0) / math.sqrt(3))
+    dx = xp.abs(x - (x0 + x1) / 2) / radius
+    dy = xp.abs(y - (y0 + y1) / 2) / radius
     inside = (dy <= math.sqrt(3) / 2) & (math.sqrt(3) * dx + dy <= math.sqrt(3))
     return paint(canvas, inside, color)
 
 
-def _segment_distance(x: jax.Array, y: jax.Array, start: Point, end: Point) -> jax.Array:
-    sx, sy = (jnp.asarray(v, dtype=jnp.float32) for v in (start[0], start[1]))
-    ex, ey = (jnp.asarray(v, dtype=jnp.float32) for v in (end[0], end[1]))
+def _segment_distance(x: jax.Array, y: jax.Array, start: Point, end: Point, xp: Any) -> jax.Array:
+    sx, sy = (xp.asarray(v, dtype=xp.float32) for v in (start[0], start[1]))
+    ex, ey = (xp.asarray(v, dtype=xp.float32) for v in (end[0], end[1]))
     dx, dy = ex - sx, ey - sy
-    length2 = jnp.maximum(dx * dx + dy * dy, 1e-6)
-    t = jnp.clip(((x - sx) * dx + (y - sy) * dy) / length2, 0.0, 1.0)
-    return jnp.sqrt((x - sx - t * dx) ** 2 + (y - sy - t * dy) ** 2)
+    length2 = xp.maximum(dx * dx + dy * dy, 1e-6)
+    t = xp.clip(((x - sx) * dx + (y - sy) * dy) / length2, 0.0, 1.0)
+    return xp.sqrt((x - sx - t * dx) ** 2 + (y - sy - t * dy) ** 2)
 
 
 def draw_line(canvas: Any, start: Point, end: Point, color: Color, thickness: float = 1.0) -> jax.Array:
     """Draw a segment from ``start=(x, y)`` to ``end`` with round caps, ``thickness`` wide."""
-    x, y = _centres(canvas)
-    return paint(canvas, _segment_distance(x, y, start, end) <= thickness / 2, color)
+    xp = _namespace(canvas, start, end)
+    x, y = _centres(canvas, xp)
+    return paint(canvas, _segment_distance(x, y, start, end, xp) <= thickness / 2, color)
 
 
 def draw_cross(
     canvas: Any, top_left: Point, bottom_right: Point, color: Color, thickness: float = 1.0
 ) -> jax.Array:
     """Draw an X: both diagonals of the box, ``thickness`` wide, clipped to the box."""
-    x, y = _centres(canvas)
-    x0, y0, x1, y1 = _box(top_left, bottom_right)
-    near = jnp.minimum(
-        _segment_distance(x, y, (x0, y0), (x1, y1)), _segment_distance(x, y, (x1, y0), (x0, y1))
+    xp = _namespace(canvas, top_left, bottom_right)
+    x, y = _centres(canvas, xp)
+    x0, y0, x1, y1 = _box(top_left, bottom_right, xp)
+    near = xp.minimum(
+        _segment_distance(x, y, (x0, y0), (x1, y1), xp), _segment_distance(x, y, (x1, y0), (x0, y1), xp)
     )
-    return paint(canvas, (near <= thickness / 2) & _box_mask(canvas, top_left, bottom_right), color)
+    return paint(canvas, (near <= thickness / 2) & _box_mask(canvas, top_left, bottom_right, xp), color)
 
 
 # -------------------------------------------------------------------------------- card suits
@@ -202,41 +221,45 @@ def _heart_inside(u: jax.Array, v: jax.Array) -> jax.Array:
 
 def draw_heart(canvas: Any, top_left: Point, bottom_right: Point, color: Color) -> jax.Array:
     """Fill a heart that spans the box."""
-    u, v = _unit_coords(canvas, top_left, bottom_right)
+    xp = _namespace(canvas, top_left, bottom_right)
+    u, v = _unit_coords(canvas, top_left, bottom_right, xp)
     return paint(canvas, _heart_inside(u, v), color)
 
 
 def draw_diamond(canvas: Any, top_left: Point, bottom_right: Point, color: Color) -> jax.Array:
     """Fill a diamond (a rhombus touching the middle of each side of the box)."""
-    u, v = _unit_coords(canvas, top_left, bottom_right)
-    return paint(canvas, jnp.abs(u) + jnp.abs(v) <= 1, color)
+    xp = _namespace(canvas, top_left, bottom_right)
+    u, v = _unit_coords(canvas, top_left, bottom_right, xp)
+    return paint(canvas, xp.abs(u) + xp.abs(v) <= 1, color)
 
 
-def _stem(u: jax.Array, v: jax.Array) -> jax.Array:
+def _stem(u: jax.Array, v: jax.Array, xp: Any) -> jax.Array:
     """A flared stem in the bottom of the box: narrow at v = -0.35, wide at v = -1."""
-    height = jnp.clip((-0.35 - v) / 0.65, 0.0, 1.0)
-    return (v <= -0.35) & (v >= -1) & (jnp.abs(u) <= 0.1 + 0.45 * height)
+    height = xp.clip((-0.35 - v) / 0.65, 0.0, 1.0)
+    return (v <= -0.35) & (v >= -1) & (xp.abs(u) <= 0.1 + 0.45 * height)
 
 
 def draw_spade(canvas: Any, top_left: Point, bottom_right: Point, color: Color) -> jax.Array:
     """Fill a spade: an upside-down heart over a flared stem."""
-    u, v = _unit_coords(canvas, top_left, bottom_right)
+    xp = _namespace(canvas, top_left, bottom_right)
+    u, v = _unit_coords(canvas, top_left, bottom_right, xp)
     # The inverted heart occupies the top three quarters of the box.
     body = _heart_inside(u, -((v - 0.25) / 0.75))
-    return paint(canvas, body | _stem(u, v), color)
+    return paint(canvas, body | _stem(u, v, xp), color)
 
 
 def draw_club(canvas: Any, top_left: Point, bottom_right: Point, color: Color) -> jax.Array:
     """Fill a club: three discs (top, lower left, lower right) over a flared stem."""
-    u, v = _unit_coords(canvas, top_left, bottom_right)
+    xp = _namespace(canvas, top_left, bottom_right)
+    u, v = _unit_coords(canvas, top_left, bottom_right, xp)
     r = 0.42
     lobes = (
         (u**2 + (v - 0.56) ** 2 <= r**2)
         | ((u + 0.54) ** 2 + (v + 0.02) ** 2 <= r**2)
         | ((u - 0.54) ** 2 + (v + 0.02) ** 2 <= r**2)
-        | ((jnp.abs(u) <= 0.16) & (jnp.abs(v - 0.2) <= 0.3))
+        | ((xp.abs(u) <= 0.16) & (xp.abs(v - 0.2) <= 0.3))
     )
-    return paint(canvas, lobes | _stem(u, v), color)
+    return paint(canvas, lobes | _stem(u, v, xp), color)
 
 
 SUITS = ("heart", "spade", "club", "diamond")
@@ -274,14 +297,15 @@ def draw_grid(
     Cells are ``cell_size`` pixels, separated and surrounded by lines ``thickness`` pixels
     wide, so the grid spans ``cols * (cell_size + thickness) + thickness`` pixels across.
     """
+    xp = _namespace(canvas, top_left)
     rows, cols = shape
     period = cell_size + thickness
-    x, y = _centres(canvas)
-    x0, y0 = (jnp.asarray(v, dtype=jnp.float32) for v in (top_left[0], top_left[1]))
-    rx = jnp.floor(x - x0)
-    ry = jnp.floor(y - y0)
+    x, y = _centres(canvas, xp)
+    x0, y0 = (xp.asarray(v, dtype=xp.float32) for v in (top_left[0], top_left[1]))
+    rx = xp.floor(x - x0)
+    ry = xp.floor(y - y0)
     inside = (rx >= 0) & (rx < cols * period + thickness) & (ry >= 0) & (ry < rows * period + thickness)
-    on_line = (jnp.mod(rx, period) < thickness) | (jnp.mod(ry, period) < thickness)
+    on_line = (xp.mod(rx, period) < thickness) | (xp.mod(ry, period) < thickness)
     return paint(canvas, inside & on_line, color)
 
 
@@ -324,13 +348,14 @@ def draw_text(
     pixels apart (default: one font cell). Letters are upper-cased; see
     :data:`popgym_arcade.environments.font.GLYPHS` for the characters available.
     """
-    bitmap = jnp.asarray(text_bitmap(text, scale, spacing))
-    x, y = _centres(canvas)
-    cols = jnp.floor(x - jnp.asarray(top_left[0], jnp.float32)).astype(jnp.int32)
-    rows = jnp.floor(y - jnp.asarray(top_left[1], jnp.float32)).astype(jnp.int32)
+    xp = _namespace(canvas, top_left)
+    bitmap = xp.asarray(text_bitmap(text, scale, spacing))
+    x, y = _centres(canvas, xp)
+    cols = xp.floor(x - xp.asarray(top_left[0], xp.float32)).astype(xp.int32)
+    rows = xp.floor(y - xp.asarray(top_left[1], xp.float32)).astype(xp.int32)
     h, w = bitmap.shape
     inside = (cols >= 0) & (cols < w) & (rows >= 0) & (rows < h)
-    lit = bitmap[jnp.clip(rows, 0, h - 1), jnp.clip(cols, 0, w - 1)]
+    lit = bitmap[xp.clip(rows, 0, h - 1), xp.clip(cols, 0, w - 1)]
     return paint(canvas, inside & lit, color)
 
 
@@ -349,43 +374,44 @@ def draw_number(
     height (the box must then be given as Python numbers). Numbers with more than
     ``max_digits`` digits show their last ``max_digits`` digits.
     """
+    xp = _namespace(canvas, top_left, bottom_right, number)
     if scale is None:
         try:
             height = int(bottom_right[1]) - int(top_left[1])
         except (TypeError, jax.errors.ConcretizationTypeError) as error:
             raise ValueError("draw_number needs a static scale when the box is traced") from error
         scale = max(height // font.GLYPH_SIZE, 1)
-    number = jnp.asarray(number, dtype=jnp.int32)
-    magnitude = jnp.abs(number)
-    powers = jnp.asarray([10**i for i in range(max_digits - 1, -1, -1)], dtype=jnp.int32)
+    number = xp.asarray(number, dtype=xp.int32)
+    magnitude = xp.abs(number)
+    powers = xp.asarray([10**i for i in range(max_digits - 1, -1, -1)], dtype=xp.int32)
     digits = (magnitude // powers) % 10
-    num_digits = jnp.clip(jnp.sum(magnitude >= powers), 1, max_digits)
+    num_digits = xp.clip(xp.sum(magnitude >= powers), 1, max_digits)
     negative = number < 0
-    num_chars = num_digits + negative.astype(jnp.int32)
+    num_chars = num_digits + negative.astype(xp.int32)
     # Characters right-aligned in a buffer of max_digits + 1 slots; unused slots are blank.
-    slot = jnp.arange(max_digits + 1)
+    slot = xp.arange(max_digits + 1)
     first = max_digits + 1 - num_chars
-    digit_chars = jnp.concatenate([jnp.zeros(1, jnp.int32), digits])
-    chars = jnp.where(slot < first, font.DIGIT_INDEX[" "], digit_chars)
-    chars = jnp.where(negative & (slot == first), font.DIGIT_INDEX["-"], chars)
+    digit_chars = xp.concatenate([xp.zeros(1, xp.int32), digits])
+    chars = xp.where(slot < first, font.DIGIT_INDEX[" "], digit_chars)
+    chars = xp.where(negative & (slot == first), font.DIGIT_INDEX["-"], chars)
 
     pitch = (font.GLYPH_SIZE + 1) * scale
-    x0, y0, x1, y1 = _box(top_left, bottom_right)
-    width = num_chars.astype(jnp.float32) * pitch - scale
-    start_x = jnp.floor(x0 + (x1 - x0 - width) / 2) - first.astype(jnp.float32) * pitch
-    start_y = jnp.floor(y0 + (y1 - y0 - font.GLYPH_SIZE * scale) / 2)
-    x, y = _centres(canvas)
-    rel_x = jnp.floor(x - start_x).astype(jnp.int32)
-    rel_y = jnp.floor(y - start_y).astype(jnp.int32)
+    x0, y0, x1, y1 = _box(top_left, bottom_right, xp)
+    width = num_chars.astype(xp.float32) * pitch - scale
+    start_x = xp.floor(x0 + (x1 - x0 - width) / 2) - first.astype(xp.float32) * pitch
+    start_y = xp.floor(y0 + (y1 - y0 - font.GLYPH_SIZE * scale) / 2)
+    x, y = _centres(canvas, xp)
+    rel_x = xp.floor(x - start_x).astype(xp.int32)
+    rel_y = xp.floor(y - start_y).astype(xp.int32)
     char_slot = rel_x // pitch
     col = (rel_x % pitch) // scale
     row = rel_y // scale
     inside = (char_slot >= first) & (char_slot <= max_digits) & (col < font.GLYPH_SIZE)
     inside = inside & (row >= 0) & (row < font.GLYPH_SIZE)
-    table = jnp.asarray(font.digit_table())
-    char = chars[jnp.clip(char_slot, 0, max_digits)]
-    lit = table[char, jnp.clip(row, 0, font.GLYPH_SIZE - 1), jnp.clip(col, 0, font.GLYPH_SIZE - 1)]
-    return paint(canvas, inside & lit & _box_mask(canvas, top_left, bottom_right), color)
+    table = xp.asarray(font.digit_table())
+    char = chars[xp.clip(char_slot, 0, max_digits)]
+    lit = table[char, xp.clip(row, 0, font.GLYPH_SIZE - 1), xp.clip(col, 0, font.GLYPH_SIZE - 1)]
+    return paint(canvas, inside & lit & _box_mask(canvas, top_left, bottom_right, xp), color)
 
 
 # ----------------------------------------------------------------------------- composition

@@ -144,8 +144,8 @@ class PixelGame(Environment):
             return self.score_band, None
         y0, y1, x0, x1 = self.score_band
         band = self.background[y0:y1, x0:x1]
-        draw_all = _all_scores_drawer(self.scale, tuple(self.score_color))
-        bands = np.asarray(draw_all(band, jnp.arange(self.max_score + 1)))
+        draw = _score_drawer(self.scale, tuple(self.score_color))
+        bands = np.stack([draw(band, n) for n in range(self.max_score + 1)])  # numpy: no compile
         rows, cols = np.nonzero(np.any(bands != band, axis=(0, 3)))
         r0, r1, c0, c1 = rows.min(), rows.max() + 1, cols.min(), cols.max() + 1
         box = (int(y0 + r0), int(y0 + r1), int(x0 + c0), int(x0 + c1))
@@ -173,8 +173,3 @@ def _score_drawer(scale: int, color: tuple[int, ...]) -> Callable[[jax.Array, ja
 
     return draw
 
-
-@functools.lru_cache(maxsize=None)
-def _all_scores_drawer(scale: int, color: tuple[int, ...]) -> Callable[[Any, jax.Array], jax.Array]:
-    """``draw(band, scores) -> bands``: :func:`_score_drawer` over many scores, compiled once."""
-    return jax.jit(jax.vmap(_score_drawer(scale, color), in_axes=(None, 0)))

@@ -137,3 +137,30 @@ def test_paste_upscale_grid_image_sub_canvas():
 def test_grid_lines():
     out = lit(du.draw_grid(du.new_canvas(10, 10), (0, 0), 2, (3, 3), RED, 1))
     assert out[0].all() and out[:, 3].all() and not out[1, 1] and out[9, 9]
+
+
+DRAWERS = [
+    lambda c: du.draw_rectangle(c, (2, 3), (9, 7), RED),
+    lambda c: du.draw_circle(c, (1, 1), (12, 10), RED),
+    lambda c: du.draw_ring(c, (1, 1), (12, 12), RED, 2),
+    lambda c: du.draw_triangle(c, (0, 0), (11, 9), RED, "left"),
+    lambda c: du.draw_hexagon(c, (0, 0), (14, 14), RED),
+    lambda c: du.draw_line(c, (1, 2), (12, 9), RED, 2),
+    lambda c: du.draw_cross(c, (1, 1), (13, 13), RED, 2),
+    lambda c: du.draw_heart(c, (1, 1), (13, 13), RED),
+    lambda c: du.draw_diamond(c, (1, 1), (13, 13), RED),
+    lambda c: du.draw_spade(c, (1, 1), (13, 13), RED),
+    lambda c: du.draw_club(c, (1, 1), (13, 13), RED),
+    lambda c: du.draw_grid(c, (0, 0), 3, (3, 3), RED),
+    lambda c: du.draw_text(c, (0, 0), "A1", RED),
+    lambda c: du.draw_number(c, (0, 0), (16, 7), -12, RED, scale=1),
+]
+
+
+@pytest.mark.parametrize("index", range(len(DRAWERS)))
+def test_host_inputs_draw_with_numpy_and_match_jax(index):
+    host = DRAWERS[index](du.new_canvas(16, 16))
+    device = DRAWERS[index](jnp.asarray(du.new_canvas(16, 16)))
+    assert isinstance(host, np.ndarray) and isinstance(device, jax.Array)
+    np.testing.assert_array_equal(host, np.asarray(device))
+    assert lit(host).any()
