@@ -4,62 +4,146 @@
 ``num_steps`` vmapped steps with random actions. The latest frames stay in the scan carry and
 are returned, so XLA cannot drop the rendering (a benchmark that returns only a checksum of one
 pixel, or the final frame of an unrolled loop, measures far less work than a learner gets).
+
+The core (:func:`make_rollout_fn`, :func:`time_rollout`, :func:`make_frame_fill_rollout`) needs
+only ``jax``: ``benchmarks/_published_worker.py`` loads this file by path to measure the published
+implementation, which shares our import name, with exactly the same method.
 """
 
 from __future__ import annotations
 
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any
 
 import jax
 import jax.numpy as jnp
 
-from popgym_arcade.environments.base import Environment
+if TYPE_CHECKING:  # only for annotations: the core must load without our package installed
+    from popgym_arcade.environments.base import Environment
+
+ResetFn = Callable[[jax.Array], tuple[Any, Any]]
+"""``reset(key) -> (obs, state)`` of one env."""
+StepFn = Callable[[jax.Array, Any, jax.Array], tuple[Any, Any, jax.Array]]
+"""``step(key, state, action) -> (obs, state, reward)`` of one env (auto-resetting)."""
 
 
-def make_rollout(env: Environment, params: Any, num_envs: int, num_steps: int) -> Callable[[jax.Array], Any]:
-    """A jitted ``rollout(key) -> (last_frames, summed_reward)`` of random actions."""
+def make_rollout_fn(
+    reset: ResetFn, step: StepFn, num_actions: int, num_envs: int, num_steps: int
+) -> Callable[[jax.Array], tuple[Any, jax.Array]]:
+    """An unjitted ``rollout(key) -> (last_obs, summed_reward)`` of uniformly random actions.
 
-    def rollout(key: jax.Array) -> tuple[jax.Array, jax.Array]:
+    Resets ``num_envs`` envs once, then scans ``num_steps`` vmapped steps. The observations are
+    part of the scan carry and the final ones are returned, so every step's rendering is live.
+    """
+
+    def rollout(key: jax.Array) -> tuple[Any, jax.Array]:
         key, reset_key = jax.random.split(key)
-        obs, state = jax.vmap(env.reset, in_axes=(0, None))(jax.random.split(reset_key, num_envs), params)
+        obs, state = jax.vmap(reset)(jax.random.split(reset_key, num_envs))
 
         def body(carry, _):
             obs, state, key, total = carry
             key, action_key, step_key = jax.random.split(key, 3)
-            actions = jax.random.randint(action_key, (num_envs,), 0, env.num_actions)
-            obs, state, reward, _, _, _ = jax.vmap(env.step, in_axes=(0, 0, 0, None))(
-                jax.random.split(step_key, num_envs), state, actions, params
-            )
-            return (obs, state, key, total + reward.sum()), None
+            actions = jax.random.randint(action_key, (num_envs,), 0, num_actions)
+            obs, state, reward = jax.vmap(step)(jax.random.split(step_key, num_envs), state, actions)
+            return (obs, state, key, total + jnp.sum(reward)), None
 
         (obs, _, _, total), _ = jax.lax.scan(body, (obs, state, key, jnp.float32(0)), None, num_steps)
         return obs, total
+
+    return rollout
+
+
+def make_rollout(env: Environment, params: Any, num_envs: int, num_steps: int) -> Callable[[jax.Array], Any]:
+    """A jitted ``rollout(key) -> (last_frames, summed_reward)`` of random actions of ``env``."""
+
+    def reset(key):
+        return env.reset(key, params)
+
+    def step(key, state, action):
+        obs, state, reward, _, _, _ = env.step(key, state, action, params)
+        return obs, state, reward
+
+    return jax.jit(make_rollout_fn(reset, step, env.num_actions, num_envs, num_steps))
+
+
+def make_frame_fill_rollout(num_envs: int, obs_size: int, num_steps: int) -> Callable[[jax.Array], Any]:
+    """The frame-write ceiling: a jitted scan that fills ``[num_envs, S, S, 3]`` uint8 per step.
+
+    Same structure as :func:`make_rollout_fn` (frames in the carry, returned), but each step's
+    "rendering" is one fill of every env's frame with a random per-env value: the least work that
+    still writes every pixel of every frame.
+    """
+
+    def rollout(key: jax.Array) -> tuple[jax.Array, jax.Array]:
+        frames = jnp.zeros((num_envs, obs_size, obs_size, 3), jnp.uint8)
+
+        def body(carry, _):
+            frames, key, total = carry
+            key, value_key = jax.random.split(key)
+            values = jax.random.randint(value_key, (num_envs,), 0, 256).astype(jnp.uint8)
+            frames = jnp.broadcast_to(values[:, None, None, None], frames.shape)
+            return (frames, key, total + values[0].astype(jnp.float32)), None
+
+        (frames, _, total), _ = jax.lax.scan(body, (frames, key, jnp.float32(0)), None, num_steps)
+        return frames, total
 
     return jax.jit(rollout)
 
 
 @dataclass(frozen=True)
 class Throughput:
-    """Result of :func:`measure`: steps per second and the first call's time (compile + run)."""
+    """Result of :func:`measure` / :func:`time_rollout`.
+
+    ``steps_per_second`` is the median over timed repeats after a warm-up; ``compile_seconds``
+    is trace + XLA compile only (ahead-of-time ``lower().compile()``); ``first_call_seconds`` is
+    compile plus the first (warm-up) run, what a user waits for before the first batch.
+    """
 
     steps_per_second: float
     compile_seconds: float
     num_envs: int
     num_steps: int
+    first_call_seconds: float = 0.0
+    repeat_seconds: tuple[float, ...] = ()
 
 
-def measure(env: Environment, params: Any, num_envs: int = 64, num_steps: int = 128, repeats: int = 3) -> Throughput:
-    """Steps/s of :func:`make_rollout`: median over ``repeats`` timed runs after a warm-up."""
-    rollout = make_rollout(env, params, num_envs, num_steps)
+def time_rollout(
+    rollout: Callable[[jax.Array], Any], num_envs: int, num_steps: int, repeats: int = 3
+) -> Throughput:
+    """Time a jitted ``rollout(key)``: compile, one warm-up run, then the median of ``repeats``."""
+    key = jax.random.key(0)
     start = time.perf_counter()
-    jax.block_until_ready(rollout(jax.random.key(0)))
+    compiled = rollout.lower(key).compile()
     compile_seconds = time.perf_counter() - start
+    jax.block_until_ready(compiled(key))
+    first_call_seconds = time.perf_counter() - start
     times = []
-    for i in range(repeats):
+    for i in range(max(1, repeats)):
         start = time.perf_counter()
-        jax.block_until_ready(rollout(jax.random.key(i + 1)))
+        jax.block_until_ready(compiled(jax.random.key(i + 1)))
         times.append(time.perf_counter() - start)
-    return Throughput(num_envs * num_steps / statistics.median(times), compile_seconds, num_envs, num_steps)
+    return Throughput(
+        num_envs * num_steps / statistics.median(times),
+        compile_seconds,
+        num_envs,
+        num_steps,
+        first_call_seconds,
+        tuple(times),
+    )
+
+
+def measure(
+    env: Environment, params: Any, num_envs: int = 64, num_steps: int = 128, repeats: int = 3
+) -> Throughput:
+    """Steps/s of :func:`make_rollout`: median over ``repeats`` timed runs after a warm-up."""
+    return time_rollout(make_rollout(env, params, num_envs, num_steps), num_envs, num_steps, repeats)
+
+
+def measure_frame_ceiling(
+    num_envs: int = 64, obs_size: int = 128, num_steps: int = 128, repeats: int = 3
+) -> Throughput:
+    """Frames/s (as ``steps_per_second``) of :func:`make_frame_fill_rollout`."""
+    return time_rollout(make_frame_fill_rollout(num_envs, obs_size, num_steps), num_envs, num_steps, repeats)
