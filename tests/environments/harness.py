@@ -88,3 +88,13 @@ def twin_rollout(env_id: str, obs_size: int = 128):
 def rollout_records(env_id: str, seed: int = 0) -> dict[str, np.ndarray]:
     """The records of :func:`twin_rollout` for one seed (computed once)."""
     return twin_rollout(env_id)(jax.random.key(seed))
+
+
+def jit_step_state(env: Any, key: jax.Array | None = None) -> Any:
+    """``step(state, action) -> env.step_state(key, state, action, default_params)``, compiled once.
+
+    For rule tests from hand-built states: the action may be a Python int.
+    """
+    key = jax.random.key(0) if key is None else key
+    compiled = jax.jit(lambda state, action: env.step_state(key, state, action, env.default_params))
+    return lambda state, action: compiled(state, jnp.int32(action))

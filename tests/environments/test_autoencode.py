@@ -11,6 +11,7 @@ from popgym_arcade.environments import autoencode as ae
 from popgym_arcade.environments.autoencode import AutoEncode, AutoEncodeState
 from popgym_arcade.environments.cards import CARD_HEIGHT, CARD_WIDTH, shuffled_deck
 from popgym_arcade.environments.draw_utils import SUIT_COLORS
+from tests.environments.harness import jit_step_state
 
 UP, DOWN, LEFT, RIGHT, FIRE = range(5)
 HEART, SPADE, CLUB, DIAMOND = range(4)
@@ -43,8 +44,7 @@ def pomdp():
 
 @pytest.fixture(scope="module")
 def step(env):
-    fn = jax.jit(lambda state, action: env.step_state(jax.random.key(0), state, action, None))
-    return lambda state, action: fn(state, jnp.int32(action))
+    return jit_step_state(env)
 
 
 @pytest.fixture(scope="module")

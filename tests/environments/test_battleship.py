@@ -11,6 +11,7 @@ import pytest
 
 from popgym_arcade.environments import draw_utils
 from popgym_arcade.environments.battleship import BattleShip, BattleShipState, place_ships
+from tests.environments.harness import jit_step_state
 
 UP, DOWN, LEFT, RIGHT, FIRE = range(5)
 EASY = BattleShip.difficulties["Easy"]
@@ -49,8 +50,7 @@ def pomdp():
 
 @pytest.fixture(scope="module")
 def step(env):
-    fn = jax.jit(lambda state, action: env.step_state(jax.random.key(0), state, action, env.default_params))
-    return lambda state, action: fn(state, jnp.int32(action))
+    return jit_step_state(env)
 
 
 @pytest.fixture(scope="module")

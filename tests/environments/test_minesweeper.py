@@ -9,6 +9,7 @@ import pytest
 
 from popgym_arcade.environments import draw_utils, font
 from popgym_arcade.environments.minesweeper import MineSweeper, MineSweeperState, neighbour_counts
+from tests.environments.harness import jit_step_state
 
 UP, DOWN, LEFT, RIGHT, REVEAL = range(5)
 EASY = MineSweeper.difficulties["Easy"]
@@ -42,8 +43,7 @@ def env():
 
 @pytest.fixture(scope="module")
 def step(env):
-    fn = jax.jit(lambda state, action: env.step_state(jax.random.key(0), state, action, env.default_params))
-    return lambda state, action: fn(state, jnp.int32(action))
+    return jit_step_state(env)
 
 
 @pytest.fixture(scope="module")
