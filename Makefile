@@ -8,7 +8,7 @@ OUT ?= outputs/demo
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check -e ".[test,media]"
+	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check -e ".[test,media,train,analysis,play]"
 	touch $@
 
 run: $(VENV)/.installed

@@ -2,6 +2,12 @@
 
     popgym-arcade list                 ids and each game's difficulty table
     popgym-arcade demo --out DIR       twins side by side for every game, and steps/s
+    popgym-arcade play ID              play a twin (or --both) with the keyboard (pygame-ce)
+    popgym-arcade record ID --out F    a policy's trajectory as a GIF/MP4, twins side by side
+    popgym-arcade train --algo pqn ... train agents; a run folder with metrics, checkpoints, evaluation
+
+Subcommand modules are imported when the parser is built; none imports pygame or a video
+writer at import time, so ``popgym-arcade list`` stays fast.
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ def _difficulty_tables() -> tuple[dict[str, list[str]], list[str]]:
         lines = tables.setdefault(name, [f"  {'id':24s} " + " ".join(f"{k:>16s}" for k in fields)])
         for level in LEVELS:
             values = dataclasses.asdict(game.difficulties[level]).values()
-            lines.append(f"  {name + level:24s} " + " ".join(f"{str(v):>16s}" for v in values))
+            lines.append(f"  {name + level:24s} " + " ".join(f"{v!s:>16s}" for v in values))
             builtin_ids.add(name + level)
     return tables, [i for i in REGISTERED_ENVIRONMENTS if i not in builtin_ids]
 
@@ -50,27 +56,48 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if unknown:
         print(f"error: unknown ids {unknown}; see `popgym-arcade list`", file=sys.stderr)
         return 2
-    run_demo(args.out, args.ids or None, num_steps=args.steps, obs_size=args.size,
-             speed_envs=args.envs, speed_steps=args.speed_steps, seed=args.seed)
+    run_demo(
+        args.out,
+        args.ids or None,
+        num_steps=args.steps,
+        obs_size=args.size,
+        speed_envs=args.envs,
+        speed_steps=args.speed_steps,
+        seed=args.seed,
+    )
     print(f"pictures written to {args.out}")
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``popgym-arcade`` command."""
-    parser = argparse.ArgumentParser(prog="popgym-arcade", description="POPGym Arcade: pixel MDP/POMDP twins in JAX.")
+    parser = argparse.ArgumentParser(
+        prog="popgym-arcade", description="POPGym Arcade: pixel MDP/POMDP twins in JAX."
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("list", help="list registered ids with each game's difficulty table")
     p.set_defaults(func=cmd_list)
-    p = sub.add_parser("demo", help="render MDP and POMDP twins side by side for every game, and print steps/s")
+    p = sub.add_parser(
+        "demo", help="render MDP and POMDP twins side by side for every game, and print steps/s"
+    )
     p.add_argument("--out", default="outputs/demo", help="output folder (default: outputs/demo)")
     p.add_argument("--ids", nargs="*", help="ids to show (default: every registered id)")
     p.add_argument("--steps", type=int, default=8, help="random steps shown per game (default: 8)")
-    p.add_argument("--size", type=int, choices=(128, 256), default=128, help="observation size (default: 128)")
+    p.add_argument(
+        "--size", type=int, choices=(128, 256), default=128, help="observation size (default: 128)"
+    )
     p.add_argument("--envs", type=int, default=64, help="parallel envs for the steps/s figure (default: 64)")
     p.add_argument("--speed-steps", type=int, default=100, help="steps per env for the steps/s figure")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_demo)
+    # Imported here, not at the top: each module defines its own subcommand and imports its
+    # heavy dependencies (pygame, video writers, trained agents) only when run.
+    from popgym_arcade import play, record
+    from popgym_arcade.agents import cli as train_cli
+
+    play.add_parser(sub)
+    record.add_parser(sub)
+    train_cli.add_parser(sub)
     return parser
 
 
