@@ -85,3 +85,43 @@ def evaluate_both_twins(algorithm: Algorithm, params, key: jax.Array, episodes: 
             "finished": jax.device_get(finished),
         }
     return results
+
+
+def random_policy_returns(
+    env_id: str, partial: bool, episodes: int, max_steps: int, key: jax.Array, obs_size: int = 128
+) -> dict:
+    """Returns of a uniformly random policy under the evaluation protocol (a reference row).
+
+    Same episode count and step cap as :func:`make_evaluate`; numpy ``returns``/``lengths``/
+    ``finished`` of shape ``[episodes]``.
+    """
+    env = LogWrapper(make(env_id, partial_obs=partial, obs_size=obs_size)[0])
+
+    @jax.jit
+    def run(key):
+        reset_key, key = jax.random.split(key)
+        _, env_state = jax.vmap(env.reset)(jax.random.split(reset_key, episodes))
+        zeros_f, zeros_i = jnp.zeros(episodes, jnp.float32), jnp.zeros(episodes, jnp.int32)
+
+        def running(loop):
+            return jnp.any(~loop[1] & (loop[3] < max_steps))
+
+        def step(loop):
+            env_state, finished, total, length, key = loop
+            key, action_key, step_key = jax.random.split(key, 3)
+            action = jax.random.randint(action_key, (episodes,), 0, env.num_actions)
+            _, env_state, reward, terminated, truncated, _ = jax.vmap(env.step)(
+                jax.random.split(step_key, episodes), env_state, action
+            )
+            active = ~finished & (length < max_steps)
+            total = total + jnp.where(active, reward, 0.0)
+            finished = finished | (active & (terminated | truncated))
+            return env_state, finished, total, length + active.astype(jnp.int32), key
+
+        final = jax.lax.while_loop(
+            running, step, (env_state, jnp.zeros(episodes, bool), zeros_f, zeros_i, key)
+        )
+        return final[2], final[3], final[1]
+
+    returns, lengths, finished = jax.device_get(run(key))
+    return {"returns": returns, "lengths": lengths, "finished": finished}
