@@ -145,3 +145,21 @@ def test_train_command_errors_are_clear(capsys, tmp_path):
     assert "one update" in capsys.readouterr().err
     assert main(["train", "--list-memory"]) == 0
     assert "MinGRU" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("algo", ["ppo", "dqn"])
+def test_every_algorithm_writes_a_run_folder_and_resumes(algo, tmp_path):
+    config = dataclasses.replace(TINY, algo=algo, seeds=1, steps=2 * 2 * 8, eval_episodes=1, eval_max_steps=10)
+    config = dataclasses.replace(
+        config,
+        ppo=dataclasses.replace(config.ppo, minibatches=2, epochs=1),
+        dqn=dataclasses.replace(config.dqn, buffer_sequences=4, batch_sequences=2, learning_starts=1),
+    )
+    out = tmp_path / algo
+    train_run(config, out, progress=False, stop_after_chunks=1)
+    assert json.loads((out / "checkpoints/state.json").read_text())["update"] == 1
+    train_run(config, out, progress=False)
+    with (out / "metrics.csv").open() as handle:
+        assert [int(r["update"]) for r in csv.DictReader(handle)] == [1, 2]
+    evaluation = json.loads((out / "evaluation.json").read_text())
+    assert evaluation["algo"] == algo and len(evaluation["pomdp"]["episode_returns"]) == 1
