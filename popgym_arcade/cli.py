@@ -5,6 +5,8 @@
     popgym-arcade play ID              play a twin (or --both) with the keyboard (pygame-ce)
     popgym-arcade record ID --out F    a policy's trajectory as a GIF/MP4, twins side by side
     popgym-arcade train --algo pqn ... train agents; a run folder with metrics, checkpoints, evaluation
+    popgym-arcade analyze A RUNS --out D  gap-bias, saliency, recall or contamination of run folders
+    popgym-arcade study --out DIR      train MLP and memory agents on both twins, analyse, report
 
 Subcommand modules are imported when the parser is built; none imports pygame or a video
 writer at import time, so ``popgym-arcade list`` stays fast.
@@ -94,10 +96,12 @@ def build_parser() -> argparse.ArgumentParser:
     # heavy dependencies (pygame, video writers, trained agents) only when run.
     from popgym_arcade import play, record
     from popgym_arcade.agents import cli as train_cli
+    from popgym_arcade.analysis import cli as analysis_cli
 
     play.add_parser(sub)
     record.add_parser(sub)
     train_cli.add_parser(sub)
+    analysis_cli.add_parser(sub)
     return parser
 
 
