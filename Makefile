@@ -2,20 +2,26 @@
 # Each creates the virtual environment it needs in .venv.
 PYTHON ?= python3
 VENV ?= .venv
-OUT ?= outputs/demo
+OUT ?= outputs/study
+BUDGET ?= default
 
-.PHONY: run test clean
+.PHONY: run test demo clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check -e ".[test,media,train,analysis,play]"
 	touch $@
 
+# The memory study on its embedded CPU budget (about 15 minutes on 2 cores); BUDGET=tiny for a quick check.
 run: $(VENV)/.installed
-	$(VENV)/bin/popgym-arcade demo --out $(OUT)
+	$(VENV)/bin/popgym-arcade study --out $(OUT) --budget $(BUDGET)
 
 test: $(VENV)/.installed
 	$(VENV)/bin/python -m pytest -n 2 --dist loadgroup
+
+# Every game's MDP and POMDP twins side by side, and steps/s.
+demo: $(VENV)/.installed
+	$(VENV)/bin/popgym-arcade demo --out outputs/demo
 
 clean:
 	rm -rf $(VENV) outputs .pytest_cache
