@@ -38,12 +38,11 @@ import optax
 
 from popgym_arcade.agents.algorithm import Algorithm, TrainState
 from popgym_arcade.agents.networks import Network, batch_carry
-from popgym_arcade.agents.pqn import epsilon_greedy
+from popgym_arcade.agents.pqn import q_rollout
 from popgym_arcade.agents.returns import bootstrap_values, lambda_returns
 from popgym_arcade.agents.rollout import (
     ActorState,
     Transition,
-    collect,
     episode_metrics,
     init_actor,
     linear_schedule,
@@ -321,28 +320,11 @@ class DQN(Algorithm):
         return params, opt_state, losses.mean(), q_means.mean()
 
     def update(self, state):
-        config, settings = self.config, self.config.dqn
+        settings = self.config.dqn
         key, collect_key, learn_key = jax.random.split(state.key, 3)
-        network = self.model(state.params)
         epsilon = self.epsilon(state.update)
-
-        def act(carry, obs, start, prev_action, prev_reward, key):
-            carry, q_values = network_step(network, carry, obs, start, prev_action, prev_reward)
-            return carry, epsilon_greedy(key, q_values, epsilon), ()
-
-        def final_value(carry, final_obs, action, reward):
-            not_start = jnp.zeros(final_obs.shape[0], bool)
-            return network_step(network, carry, final_obs, not_start, action, reward)[1].max(axis=-1)
-
         start_carry = state.actor.carry
-        actor, transitions = collect(
-            self.env,
-            act,
-            final_value if config.bootstrap_truncated else None,
-            state.actor,
-            collect_key,
-            config.rollout_steps,
-        )
+        actor, transitions = q_rollout(self, state.params, state.actor, collect_key, epsilon)
         replay = replay_insert(state.extra.replay, rollout_items(transitions, actor, start_carry))
         learning = jnp.logical_and(
             state.update + 1 >= settings.learning_starts, replay.size >= settings.batch_sequences

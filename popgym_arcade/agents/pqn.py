@@ -47,6 +47,27 @@ def epsilon_greedy(key: jax.Array, q_values: jax.Array, epsilon: jax.Array) -> j
     return jnp.where(explore, random_action, jnp.argmax(q_values, axis=-1)).astype(jnp.int32)
 
 
+def q_rollout(algorithm: Algorithm, params, actor, key: jax.Array, epsilon: jax.Array):
+    """Epsilon-greedy acting for Q-learners (PQN, DQN): ``(next actor state, transitions)``.
+
+    Truncated steps keep ``max_a Q`` of their episode's final frame (unless the config turns
+    truncation bootstrapping off).
+    """
+    network = algorithm.model(params)
+
+    def act(carry, obs, start, prev_action, prev_reward, key):
+        carry, q_values = network_step(network, carry, obs, start, prev_action, prev_reward)
+        return carry, epsilon_greedy(key, q_values, epsilon), ()
+
+    def final_value(carry, final_obs, action, reward):
+        not_start = jnp.zeros(final_obs.shape[0], bool)
+        return network_step(network, carry, final_obs, not_start, action, reward)[1].max(axis=-1)
+
+    config = algorithm.config
+    bootstrap = final_value if config.bootstrap_truncated else None
+    return collect(algorithm.env, act, bootstrap, actor, key, config.rollout_steps)
+
+
 def sequence_q_values(network: Network, carry, sequences: dict[str, jax.Array]) -> jax.Array:
     """Q-values ``[T, E, A]`` of a batch of sequences ``[T, E, ...]`` from per-env carries."""
 
@@ -119,26 +140,9 @@ class PQN(Algorithm):
     def update(self, state):
         config, settings = self.config, self.config.pqn
         key, collect_key, learn_key = jax.random.split(state.key, 3)
-        network = self.model(state.params)
         epsilon = self.epsilon(state.update)
-
-        def act(carry, obs, start, prev_action, prev_reward, key):
-            carry, q_values = network_step(network, carry, obs, start, prev_action, prev_reward)
-            return carry, epsilon_greedy(key, q_values, epsilon), ()
-
-        def final_value(carry, final_obs, action, reward):
-            not_start = jnp.zeros(final_obs.shape[0], bool)
-            return network_step(network, carry, final_obs, not_start, action, reward)[1].max(axis=-1)
-
         start_carry = state.actor.carry
-        actor, transitions = collect(
-            self.env,
-            act,
-            final_value if config.bootstrap_truncated else None,
-            state.actor,
-            collect_key,
-            config.rollout_steps,
-        )
+        actor, transitions = q_rollout(self, state.params, state.actor, collect_key, epsilon)
         sequences = training_sequences(transitions, actor)
 
         def minibatch_step(carry, env_ids):
