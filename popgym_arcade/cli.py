@@ -7,6 +7,7 @@
     popgym-arcade train --algo pqn ... train agents; a run folder with metrics, checkpoints, evaluation
     popgym-arcade analyze A RUNS --out D  gap-bias, saliency, recall or contamination of run folders
     popgym-arcade study --out DIR      train MLP and memory agents on both twins, analyse, report
+    popgym-arcade sweep GRID --store D train a TOML grid of runs (locally, in processes, or on Ray)
 
 Subcommand modules are imported when the parser is built; none imports pygame or a video
 writer at import time, so ``popgym-arcade list`` stays fast.
@@ -94,7 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_demo)
     # Imported here, not at the top: each module defines its own subcommand and imports its
     # heavy dependencies (pygame, video writers, trained agents) only when run.
-    from popgym_arcade import play, record
+    from popgym_arcade import play, record, sweep
     from popgym_arcade.agents import cli as train_cli
     from popgym_arcade.analysis import cli as analysis_cli
 
@@ -102,6 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
     record.add_parser(sub)
     train_cli.add_parser(sub)
     analysis_cli.add_parser(sub)
+    sweep.add_parser(sub)
     return parser
 
 

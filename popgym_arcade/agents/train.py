@@ -39,6 +39,7 @@ import numpy as np
 from popgym_arcade.agents.algorithm import Algorithm, make_algorithm
 from popgym_arcade.agents.config import TrainConfig, config_json
 from popgym_arcade.agents.evaluate import evaluate_both_twins
+from popgym_arcade.agents.sharding import jit_over_seeds, seed_sharding, shard_seeds
 
 CHECKPOINT_FORMAT = 1
 STATE_FILE = "checkpoints/state.eqx"
@@ -261,10 +262,13 @@ def train_run(
     run_dir = Path(out)
     _prepare_run_dir(run_dir, config, resume)
     programs = compiled_programs(config)
-    keys = seed_keys(config)
+    # Seeds are split over the local devices (see agents/sharding.py); a restored state is
+    # placed the same way so every chunk runs where the state already is.
+    keys = shard_seeds(seed_keys(config), programs.sharding)
     start_update = 0
     if (run_dir / SIDECAR_FILE).exists():
         state, start_update = load_checkpoint(run_dir, config, jax.eval_shape(programs.init, keys))
+        state = shard_seeds(state, programs.sharding)
         truncate_metrics(run_dir / "metrics.csv", start_update)
     else:
         state = programs.init(keys)
@@ -309,6 +313,7 @@ class Programs:
     init: Callable
     chunk: int
     run_chunk: Callable
+    sharding: jax.sharding.Sharding
 
 
 @functools.lru_cache(maxsize=16)
@@ -316,7 +321,8 @@ def compiled_programs(config: TrainConfig) -> Programs:
     """Jitted ``init`` and chunk functions (vmapped over seeds) for ``config``, cached.
 
     Runs of the same config in one process (resumes, a study's repeats, tests) share their
-    compiled programs.
+    compiled programs. Their inputs and outputs have the seed axis sharded over every local
+    device (replicated when ``config.seeds`` is not a multiple of the device count).
     """
     algorithm = make_algorithm(config)
     chunk = chunk_length(config)
@@ -324,7 +330,14 @@ def compiled_programs(config: TrainConfig) -> Programs:
     def run_chunk(state):
         return jax.lax.scan(lambda s, _: algorithm.update(s), state, None, length=chunk)
 
-    return Programs(algorithm, jax.jit(jax.vmap(algorithm.init)), chunk, jax.jit(jax.vmap(run_chunk)))
+    sharding = seed_sharding(config.seeds)
+    return Programs(
+        algorithm,
+        jit_over_seeds(jax.vmap(algorithm.init), sharding),
+        chunk,
+        jit_over_seeds(jax.vmap(run_chunk), sharding),
+        sharding,
+    )
 
 
 def write_evaluation(run_dir: Path, config: TrainConfig, algorithm: Algorithm, params: Any) -> dict:
