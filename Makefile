@@ -9,7 +9,7 @@ BUDGET ?= default
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check -e ".[test,media,train,analysis,play]"
+	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check -e ".[test,media,train,analysis,play,ray]"
 	touch $@
 
 # The memory study on its embedded CPU budget (about 15 minutes on 2 cores); BUDGET=tiny for a quick check.

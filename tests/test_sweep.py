@@ -3,8 +3,8 @@
 Every training here is the same two tiny runs (MDP and POMDP twin). Their programs are compiled
 once, in this process, into a persistent compilation cache that the sweep's worker processes
 and Ray workers read (``JAX_COMPILATION_CACHE_DIR``), so the file stays well under a minute and
-a half on two cores. The Ray test needs the ``ray`` extra and is skipped without it (as in CI,
-which installs the ``test,media,train,analysis,play`` extras only).
+a half on two cores. The Ray test needs the ``ray`` extra (``make test`` installs it) and is
+skipped without it.
 """
 
 import csv
