@@ -11,6 +11,7 @@ import numpy as np
 
 from popgym_arcade.environments.boards import BoardGame, move_cursor, random_cell
 from popgym_arcade.environments.struct import pytree
+from popgym_arcade.environments.randomness import random_bits
 
 UNFIRED, MISS, HIT = 0, 1, 2
 """What a cell shows (tile kinds)."""
@@ -80,13 +81,17 @@ def place_ships(key: jax.Array, board_size: int, ship_sizes: tuple[int, ...]) ->
     """``bool[B, B]``: ships placed one after the other, each uniformly at random among the
     horizontal and vertical placements that fit on the board and miss the earlier ships
     (ships may touch)."""
+    return ships_from_words(random_bits(key, (len(ship_sizes),)), board_size, ship_sizes)
+
+
+def ships_from_words(words: jax.Array, board_size: int, ship_sizes: tuple[int, ...]) -> jax.Array:
+    """The ships of :func:`place_ships` from one random ``uint32`` word per ship."""
     size = board_size
     rows = jnp.arange(size)[:, None]
     cols = jnp.arange(size)[None, :]
     occupied = jnp.zeros((size, size), dtype=bool)
-    # One random word per ship; taking it modulo the number of placements (at most 2 B^2)
-    # is uniform up to a bias below 2 B^2 / 2^32.
-    words = jax.random.bits(key, (len(ship_sizes),), dtype=jnp.uint32)
+    # Taking a word modulo the number of placements (at most 2 B^2) is uniform up to a bias
+    # below 2 B^2 / 2^32.
     for word, length in zip(words, ship_sizes):
         # Padding with occupied cells makes placements that leave the board invalid.
         blocked = jnp.pad(occupied, ((0, length), (0, length)), constant_values=True)
@@ -172,6 +177,7 @@ class BattleShip(BoardGame):
         "Hard": BattleShipDifficulty(board_size=12, max_steps=288, repeat_limit=72),
     }
     title = "BATTLESHIP"
+    stochastic_step = False
     return_range = (-1.0, 1.0)
     background_color = (255, 255, 255)
     title_color = (74, 214, 247)
@@ -194,13 +200,15 @@ class BattleShip(BoardGame):
     def reset_state(self, key: jax.Array, params: Any) -> BattleShipState:
         """Hidden ships and a cursor on a uniformly random cell; nothing fired."""
         size = self.difficulty.board_size
-        ship_key, cursor_key = jax.random.split(key)
-        x, y = random_cell(cursor_key, size)
+        # One draw: a word per ship, then two for the cursor.
+        num_ships = len(self.difficulty.ship_sizes)
+        words = random_bits(key, (num_ships + 2,))
+        x, y = random_cell(words[num_ships:], size)
         zero = jnp.zeros((), jnp.int32)
         return BattleShipState(
             cursor_x=x,
             cursor_y=y,
-            ships=place_ships(ship_key, size, self.difficulty.ship_sizes),
+            ships=ships_from_words(words[:num_ships], size, self.difficulty.ship_sizes),
             fired=jnp.zeros((size, size), dtype=bool),
             repeats=zero,
             timestep=zero,

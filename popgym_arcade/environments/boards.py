@@ -25,6 +25,7 @@ import numpy as np
 
 from popgym_arcade.environments import draw_utils
 from popgym_arcade.environments.game import PixelGame
+from popgym_arcade.environments.randomness import integers_below
 
 Color = tuple[int, int, int]
 
@@ -40,9 +41,13 @@ def move_cursor(x: jax.Array, y: jax.Array, action: jax.Array, size: int) -> tup
     return jnp.clip(x + dx, 0, size - 1), jnp.clip(y + dy, 0, size - 1)
 
 
-def random_cell(key: jax.Array, size: int) -> tuple[jax.Array, jax.Array]:
-    """A uniformly random cell ``(x, y)`` of a ``size x size`` board, edges included."""
-    x, y = jax.random.randint(key, (2,), 0, size, dtype=jnp.int32)
+def random_cell(words: jax.Array, size: int) -> tuple[jax.Array, jax.Array]:
+    """A uniformly random cell ``(x, y)`` of a ``size x size`` board, edges included.
+
+    ``words`` are two random ``uint32`` words, drawn with the rest of a reset's random numbers
+    (see :mod:`popgym_arcade.environments.randomness`).
+    """
+    x, y = integers_below(words[:2], size)
     return x, y
 
 

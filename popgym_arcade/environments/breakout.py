@@ -15,6 +15,7 @@ import numpy as np
 
 from popgym_arcade.environments import draw_utils
 from popgym_arcade.environments.game import PixelGame
+from popgym_arcade.environments.randomness import random_bits
 from popgym_arcade.environments.struct import pytree, replace
 
 ROWS, COLS = 20, 10
@@ -264,6 +265,7 @@ class Breakout(PixelGame):
         "Hard": BreakoutDifficulty(paddle_width=4),
     }
     title = "BREAKOUT"
+    stochastic_step = False
     return_range = (-1.0, 1.0)
     background_color = (119, 122, 127)
     title_color = (255, 255, 0)
@@ -384,7 +386,7 @@ class Breakout(PixelGame):
 
     def reset_state(self, key: jax.Array, params: BreakoutParams) -> BreakoutState:
         """Full wall, centred paddle, ball in row 13 at the left or right wall (a fair coin)."""
-        right = jax.random.bernoulli(key)
+        right = (random_bits(key) >> 31) == 1
         x = jnp.where(right, COLS - 1, 0).astype(jnp.int32)
         y = jnp.int32(START_ROW)
         return BreakoutState(

@@ -21,6 +21,7 @@ import numpy as np
 
 from popgym_arcade.environments import draw_utils
 from popgym_arcade.environments.game import BOARD_SIZE_AT_128, PixelGame
+from popgym_arcade.environments.randomness import random_bits
 
 NUM_SUITS = 4
 BLANK = NUM_SUITS
@@ -46,7 +47,16 @@ def shuffled_deck(key: jax.Array, num_cards: int, num_types: int) -> jax.Array:
     one ``num_cards x num_cards`` comparison is several times faster on CPU than a sort, and
     ``reset_state`` runs on every step (auto-reset).
     """
-    bits = jax.random.bits(key, (num_cards,), jnp.uint32)
+    return deck_from_words(random_bits(key, (num_cards,)), num_types)
+
+
+def deck_from_words(bits: jax.Array, num_types: int) -> jax.Array:
+    """The deck of :func:`shuffled_deck` from its random words ``uint32[num_cards]``.
+
+    A reset that draws more than one deck draws all their words at once (one PRNG call: see
+    :mod:`popgym_arcade.environments.randomness`).
+    """
+    num_cards = bits.shape[0]
     position = jnp.arange(num_cards)
     before = (bits[None, :] < bits[:, None]) | (
         (bits[None, :] == bits[:, None]) & (position[None, :] < position[:, None])

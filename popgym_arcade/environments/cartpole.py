@@ -18,6 +18,7 @@ import numpy as np
 
 from popgym_arcade.environments import draw_utils
 from popgym_arcade.environments.game import PixelGame
+from popgym_arcade.environments.randomness import random_bits, standard_normals, unit_floats
 from popgym_arcade.environments.struct import pytree, replace
 
 X_LIMIT = 2.4
@@ -290,6 +291,7 @@ class CartPole(PixelGame):
 
     def __init__(self, difficulty: Any = "Easy", partial_obs: bool = False, obs_size: int = 128):
         super().__init__(difficulty, partial_obs, obs_size)
+        self.stochastic_step = self.difficulty.noise_sigma > 0  # only the noise is random
         s = self.scale
         _, self._scene_y = _pixel_centres(SCENE_ROWS, (0, 0), s)
         o = self.board_origin
@@ -306,17 +308,22 @@ class CartPole(PixelGame):
     # --------------------------------------------------------------------------- dynamics
     def _noise(self, key: jax.Array) -> jax.Array:
         """Fresh observation noise, or exact zeros (without drawing) when sigma is 0."""
-        sigma = self.difficulty.noise_sigma
-        if sigma == 0:
+        if self.difficulty.noise_sigma == 0:
             return jnp.zeros(4, jnp.float32)
-        return sigma * jax.random.normal(key, (4,), jnp.float32)
+        return self._noise_from_words(random_bits(key, (4,)))
+
+    def _noise_from_words(self, words: jax.Array) -> jax.Array:
+        """``sigma * N(0, 1)`` noise from four random words (zeros when sigma is 0)."""
+        sigma = self.difficulty.noise_sigma
+        return jnp.zeros(4, jnp.float32) if sigma == 0 else sigma * standard_normals(words)
 
     def reset_state(self, key: jax.Array, params: CartPoleParams) -> CartPoleState:
         """Each of ``x, x_dot, theta, theta_dot`` uniform in ``[-0.05, 0.05]``; fresh noise."""
-        key_physics, key_noise = jax.random.split(key)
-        x, x_dot, theta, theta_dot = jax.random.uniform(key_physics, (4,), jnp.float32, -0.05, 0.05)
+        # One draw for the physics and the noise (see popgym_arcade.environments.randomness).
+        words = random_bits(key, (8,))
+        x, x_dot, theta, theta_dot = 0.1 * unit_floats(words[:4]) - 0.05
         zero = jnp.int32(0)
-        return CartPoleState(x, x_dot, theta, theta_dot, self._noise(key_noise), zero, zero)
+        return CartPoleState(x, x_dot, theta, theta_dot, self._noise_from_words(words[4:]), zero, zero)
 
     def step_state(
         self, key: jax.Array, state: CartPoleState, action: jax.Array, params: CartPoleParams

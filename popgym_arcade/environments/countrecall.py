@@ -11,6 +11,7 @@ import jax.numpy as jnp
 from popgym_arcade.environments import cards, draw_utils
 from popgym_arcade.environments.cards import BLANK, CARD_HEIGHT, CARD_WIDTH, CardGame
 from popgym_arcade.environments.struct import pytree
+from popgym_arcade.environments.randomness import random_bits
 
 UP, DOWN, FIRE = 0, 1, 4
 
@@ -131,6 +132,7 @@ class CountRecall(CardGame):
     }
     return_range = (0.0, 1.0)
     title = "COUNTRECALL"
+    stochastic_step = False
     background_color = (245, 245, 245)
     title_color = (74, 191, 240)
     score_color = (191, 26, 26)
@@ -150,11 +152,11 @@ class CountRecall(CardGame):
     def reset_state(self, key: jax.Array, params=None) -> CountRecallState:
         """Shuffle the value and query decks (independently); everything else starts at 0."""
         d = self.difficulty
-        value_key, query_key = jax.random.split(key)
+        words = random_bits(key, (2, d.num_cards))
         zero = jnp.zeros((), jnp.int32)
         return CountRecallState(
-            value_cards=cards.shuffled_deck(value_key, d.num_cards, d.num_types),
-            query_cards=cards.shuffled_deck(query_key, d.num_cards, d.num_types),
+            value_cards=cards.deck_from_words(words[0], d.num_types),
+            query_cards=cards.deck_from_words(words[1], d.num_types),
             dealt=zero,
             answer=zero,
             score=zero,

@@ -12,6 +12,7 @@ import numpy as np
 from popgym_arcade.environments import font
 from popgym_arcade.environments.boards import BoardGame, move_cursor, random_cell
 from popgym_arcade.environments.struct import pytree
+from popgym_arcade.environments.randomness import random_bits
 
 HIDDEN = 0
 """Tile kind of a hidden cell; a revealed cell with count ``n`` has kind ``1 + n``."""
@@ -86,8 +87,14 @@ def neighbour_counts(mines: jax.Array) -> jax.Array:
 
 def place_mines(key: jax.Array, board_size: int, num_mines: int) -> jax.Array:
     """``bool[B, B]`` with ``num_mines`` mines on a uniformly random set of cells."""
-    # The cells with the num_mines largest of i.i.d. uniform numbers form a uniform subset.
-    _, cells = jax.lax.top_k(jax.random.uniform(key, (board_size * board_size,)), num_mines)
+    return mines_from_words(random_bits(key, (board_size * board_size,)), board_size, num_mines)
+
+
+def mines_from_words(words: jax.Array, board_size: int, num_mines: int) -> jax.Array:
+    """The mines of :func:`place_mines` from one random ``uint32`` word per cell."""
+    # The cells with the num_mines largest of i.i.d. uniform numbers form a uniform subset
+    # (31-bit numbers: a tie, broken by position, has probability below B^4 / 2^32).
+    _, cells = jax.lax.top_k((words >> 1).astype(jnp.int32), num_mines)
     return jnp.zeros(board_size * board_size, dtype=bool).at[cells].set(True).reshape(board_size, board_size)
 
 
@@ -150,6 +157,7 @@ class MineSweeper(BoardGame):
         "Hard": MineSweeperDifficulty(board_size=8, num_mines=10, max_steps=128, repeat_limit=32),
     }
     title = "MINESWEEPER"
+    stochastic_step = False
     return_range = (-1.0, 1.0)
     background_color = (229, 234, 242)
     title_color = (0, 51, 102)
@@ -172,13 +180,15 @@ class MineSweeper(BoardGame):
     def reset_state(self, key: jax.Array, params: Any) -> MineSweeperState:
         """Mines on a uniformly random set of cells, a cursor on a uniformly random cell."""
         level = self.difficulty
-        mine_key, cursor_key = jax.random.split(key)
-        x, y = random_cell(cursor_key, level.board_size)
+        # One draw: a word per cell for the mines, then two for the cursor.
+        num_cells = level.board_size * level.board_size
+        words = random_bits(key, (num_cells + 2,))
+        x, y = random_cell(words[num_cells:], level.board_size)
         zero = jnp.zeros((), jnp.int32)
         return MineSweeperState(
             cursor_x=x,
             cursor_y=y,
-            mines=place_mines(mine_key, level.board_size, level.num_mines),
+            mines=mines_from_words(words[:num_cells], level.board_size, level.num_mines),
             revealed=jnp.zeros((level.board_size, level.board_size), dtype=bool),
             repeats=zero,
             timestep=zero,

@@ -16,6 +16,7 @@ import numpy as np
 from popgym_arcade.environments import draw_utils
 from popgym_arcade.environments.base import EnvParams
 from popgym_arcade.environments.boards import BoardGame, move_cursor
+from popgym_arcade.environments.randomness import integers_below, random_bits
 from popgym_arcade.environments.struct import pytree, replace
 
 EMPTY, TNT, TREASURE = 0, 1, 2
@@ -100,7 +101,9 @@ def sample_distinct_cells(key: jax.Array, num_cells: int, count: int) -> jax.Arr
     ``0 .. num_cells - i - 1``. Only ``count`` random numbers are drawn: sorting a random key
     per cell (``top_k``) costs some 60 times more, and reset runs on every step.
     """
-    ranks = jax.random.randint(key, (count,), 0, num_cells - jnp.arange(count), dtype=jnp.int32)
+    # One draw of `count` words (jax.random.randint would make three PRNG calls).
+    words = random_bits(key, (count,))
+    ranks = integers_below(words, num_cells - jnp.arange(count))
     picks: list[jax.Array] = []
     for i in range(count):
         cell = ranks[i]
@@ -243,6 +246,7 @@ class Navigator(BoardGame):
         "Hard": NavigatorDifficulty(board_size=12, max_steps=144),
     }
     title = "NAVIGATOR"
+    stochastic_step = False
     background_color = (119, 122, 127)
     title_color = (138, 0, 138)
     score_color = (0, 0, 127)

@@ -15,6 +15,7 @@ import numpy as np
 from popgym_arcade.environments import draw_utils
 from popgym_arcade.environments.base import EnvParams
 from popgym_arcade.environments.game import PixelGame
+from popgym_arcade.environments.randomness import integers_below, random_bits
 from popgym_arcade.environments.struct import pytree, replace
 
 RAINBOW = (
@@ -215,7 +216,7 @@ class Skittles(PixelGame):
     def reset_state(self, key: jax.Array, params: EnvParams) -> SkittlesState:
         """An empty board with the agent in a uniformly random lane column."""
         d = self.difficulty
-        x = jax.random.randint(key, (), d.lane_start, d.lane_end + 1, dtype=jnp.int32)
+        x = d.lane_start + integers_below(random_bits(key, ()), d.lane_end + 1 - d.lane_start)
         return SkittlesState(
             timestep=jnp.int32(0),
             grid=jnp.zeros((d.grid_size, d.grid_size), dtype=bool),
@@ -227,13 +228,14 @@ class Skittles(PixelGame):
     def step_state(self, key: jax.Array, state: SkittlesState, action: jax.Array, params: EnvParams):
         """Move, check the sideways hit, drop the rows, check the landing hit, draw the flicker mask."""
         d = self.difficulty
-        key_spawn, key_mask = jax.random.split(key)
+        # One draw: a word for the spawn column, then 8 bits per cell for the flicker mask.
+        words = random_bits(key, (1 + -(-d.grid_size**2 // 4),))
         action = jnp.asarray(action, dtype=jnp.int32)
         move = (action == 3).astype(jnp.int32) - (action == 2).astype(jnp.int32)
         x = jnp.clip(state.x + move, d.lane_start, d.lane_end)
         hit_sideways = state.grid[-1, x]
 
-        spawn = jax.random.randint(key_spawn, (), d.lane_start, d.lane_end + 1, dtype=jnp.int32)
+        spawn = d.lane_start + integers_below(words[0], d.lane_end + 1 - d.lane_start)
         top_row = jnp.arange(d.grid_size) == spawn
         grid = jnp.concatenate([top_row[None], state.grid[:-1]], axis=0)
         hit_landing = grid[-1, x]
@@ -249,16 +251,16 @@ class Skittles(PixelGame):
             grid=grid,
             x=x,
             score=state.score + survived.astype(jnp.int32),
-            shown=self._flicker_mask(key_mask),
+            shown=self._flicker_mask(words[1:]),
         )
         return next_state, reward, terminated, truncated, {}
 
-    def _flicker_mask(self, key: jax.Array) -> jax.Array:
-        # 8 random bits per cell (packed by the PRNG) are a quarter of the cost of a float each.
+    def _flicker_mask(self, words: jax.Array) -> jax.Array:
+        # 8 random bits per cell, four cells a word: a quarter of the cost of a float each.
         d = self.difficulty
         threshold = int(round(d.reveal_probability * 256))
-        bits = jax.random.bits(key, (d.grid_size, d.grid_size), dtype=jnp.uint8)
-        return bits.astype(jnp.int32) < threshold
+        bits = jax.lax.bitcast_convert_type(words, jnp.uint8).reshape(-1)[: d.grid_size**2]
+        return bits.reshape(d.grid_size, d.grid_size).astype(jnp.int32) < threshold
 
     # ------------------------------------------------------------------------------ render
     def _cell_kinds(self, state: SkittlesState, blocks: jax.Array) -> jax.Array:

@@ -16,6 +16,7 @@ import numpy as np
 
 from popgym_arcade.environments import draw_utils
 from popgym_arcade.environments.game import PixelGame
+from popgym_arcade.environments.randomness import random_bits
 from popgym_arcade.environments.struct import pytree, replace
 
 ROWS, COLS = 20, 10
@@ -231,9 +232,9 @@ def clear_full_rows(board: jax.Array) -> jax.Array:
 
 def new_bags(key: jax.Array, count: int = 1) -> jax.Array:
     """``int32[count * 7]``: ``count`` independent, uniformly random permutations of the pieces."""
-    # The rank of each of seven random numbers is a uniform permutation; counting smaller
-    # numbers (ties broken by position) is cheaper than a sort on small batches.
-    u = jax.random.uniform(key, (count, BAG_SIZE, 1))
+    # The rank of each of seven random words is a uniform permutation; counting smaller
+    # words (ties broken by position) is cheaper than a sort on small batches.
+    u = random_bits(key, (count, BAG_SIZE, 1))
     v = jnp.swapaxes(u, 1, 2)
     order = jnp.arange(BAG_SIZE)
     before = (v < u) | ((v == u) & (order[None, :] < order[:, None]))

@@ -111,3 +111,21 @@ def test_different_keys_different_initial_states(env_id):
     leaves = [np.asarray(x).reshape(8, -1) for x in jax.tree.leaves(states)]
     flat = np.concatenate([x.astype(np.float64) for x in leaves], axis=1)
     assert len({row.tobytes() for row in flat}) > 1, "all keys gave the same initial state"
+
+
+@pytest.mark.parametrize("env_id", [_grouped(i) for i in IDS])
+def test_deterministic_games_ignore_the_step_key(env_id):
+    """A game that sets ``stochastic_step = False`` hands ``step``'s whole key to the reset, which
+    is only sound if its transitions really do not read the key: check on random states."""
+    mdp, _, params = twins(env_id)
+    if mdp.stochastic_step:
+        pytest.skip("this game draws random numbers in its step")
+    _, states = jax.vmap(mdp.reset, in_axes=(0, None))(jax.random.split(KEY, 8), params)
+    actions = jnp.arange(8, dtype=jnp.int32) % mdp.num_actions
+
+    @jax.jit
+    def transitions(key):
+        keys = jax.random.split(key, 8)
+        return jax.vmap(mdp.step_state, in_axes=(0, 0, 0, None))(keys, states, actions, params)
+
+    assert bool(trees_equal(transitions(jax.random.key(1)), transitions(jax.random.key(2))))
