@@ -12,6 +12,7 @@ implementation, which shares our import name, with exactly the same method.
 
 from __future__ import annotations
 
+import math
 import statistics
 import time
 from collections.abc import Callable
@@ -37,20 +38,32 @@ def make_rollout_fn(
 
     Resets ``num_envs`` envs once, then scans ``num_steps`` vmapped steps. The observations are
     part of the scan carry and the final ones are returned, so every step's rendering is live.
+
+    The harness's own randomness (every reset and step key, every action) is one draw of random
+    words before the scan: each random-number call site costs XLA a few tenths of a second of
+    compile time on a CPU, and a harness with five of them would bury the compile time of the
+    env it measures (both implementations are measured with this same harness).
     """
 
     def rollout(key: jax.Array) -> tuple[Any, jax.Array]:
-        key, reset_key = jax.random.split(key)
-        obs, state = jax.vmap(reset)(jax.random.split(reset_key, num_envs))
+        key_shape = jax.random.key_data(key).shape
+        words_per_key = math.prod(key_shape)
+        words = jax.random.bits(key, (num_steps + 1, num_envs, words_per_key + 1), jnp.uint32)
+        keys = jax.random.wrap_key_data(
+            words[..., :words_per_key].reshape(num_steps + 1, num_envs, *key_shape),
+            impl=jax.random.key_impl(key),
+        )
+        # 2**32 is not a multiple of num_actions: the bias is below 1e-9 per action.
+        actions = (words[1:, :, -1] % num_actions).astype(jnp.int32)
+        obs, state = jax.vmap(reset)(keys[0])
 
-        def body(carry, _):
-            obs, state, key, total = carry
-            key, action_key, step_key = jax.random.split(key, 3)
-            actions = jax.random.randint(action_key, (num_envs,), 0, num_actions)
-            obs, state, reward = jax.vmap(step)(jax.random.split(step_key, num_envs), state, actions)
-            return (obs, state, key, total + jnp.sum(reward)), None
+        def body(carry, inputs):
+            obs, state, total = carry
+            step_keys, step_actions = inputs
+            obs, state, reward = jax.vmap(step)(step_keys, state, step_actions)
+            return (obs, state, total + jnp.sum(reward)), None
 
-        (obs, _, _, total), _ = jax.lax.scan(body, (obs, state, key, jnp.float32(0)), None, num_steps)
+        (obs, _, total), _ = jax.lax.scan(body, (obs, state, jnp.float32(0)), (keys[1:], actions))
         return obs, total
 
     return rollout
