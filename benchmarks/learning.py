@@ -36,6 +36,7 @@ from pathlib import Path
 import jax
 import numpy as np
 
+from popgym_arcade._extras import install_hint
 from popgym_arcade.agents.cli import parse_int
 from popgym_arcade.agents.config import NetworkConfig, PQNConfig, TrainConfig
 from popgym_arcade.agents.evaluate import random_policy_returns
@@ -106,7 +107,7 @@ def plot(curves: dict[str, dict[int, float]], random_mean: float, path: Path, ti
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        print("matplotlib not installed: no plot (pip install 'popgym-arcade[analysis]')")
+        print(f"matplotlib not installed: no plot ({install_hint('analysis')})")
         return False
     fig, ax = plt.subplots(figsize=(6, 3.6))
     for name, curve in curves.items():

@@ -40,6 +40,7 @@ import jax.numpy as jnp
 
 import popgym_arcade
 from popgym_arcade import throughput as tp
+from popgym_arcade._extras import install_hint
 from popgym_arcade.registration import BUILTIN_GAMES, LEVELS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -326,7 +327,7 @@ def plot(path: Path, rows: list[dict], log=print) -> None:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        log("matplotlib not installed (pip install 'popgym-arcade[analysis]'): skipping the plot")
+        log(f"matplotlib not installed ({install_hint('analysis')}): skipping the plot")
         return
     panels = sorted({(r["twin"], r["size"]) for r in rows if r["impl"] == "ours"})
     fig, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 4.5), squeeze=False)

@@ -9,6 +9,8 @@ from typing import Any
 
 import numpy as np
 
+from popgym_arcade._extras import install_hint
+
 
 def write_png(path: str | Path, image: Any) -> Path:
     """Write a ``uint8[H, W, 3]`` RGB image as a PNG file (no third-party dependency)."""
@@ -32,11 +34,11 @@ def write_png(path: str | Path, image: Any) -> Path:
 
 
 def write_gif(path: str | Path, frames: Any, fps: float = 4.0) -> Path:
-    """Write ``uint8[T, H, W, 3]`` frames as a looping GIF. Needs Pillow (``pip install popgym-arcade[media]``)."""
+    """Write ``uint8[T, H, W, 3]`` frames as a looping GIF. Needs Pillow (the ``media`` extra)."""
     try:
         from PIL import Image
     except ImportError as error:  # pragma: no cover - depends on the environment
-        raise ImportError("writing GIFs needs Pillow: pip install 'popgym-arcade[media]'") from error
+        raise ImportError(f"writing GIFs needs Pillow: {install_hint('media')}") from error
     frames = np.asarray(frames)
     if frames.ndim != 4 or frames.shape[-1] != 3:
         raise ValueError(f"expected uint8[T, H, W, 3] frames, got shape {frames.shape}")

@@ -18,8 +18,7 @@ the MDP twin without it.
 with seed ``S + k``, so a record's ``seed`` and ``actions`` replay it exactly (:func:`replay`).
 
 The logic lives in :class:`PlaySession`, which needs no display; :func:`run_window` is the thin
-pygame loop around it. pygame is imported only when a window is opened (``pip install
-'popgym-arcade[play]'``).
+pygame loop around it. pygame is imported only when a window is opened (the ``play`` extra).
 """
 
 from __future__ import annotations
@@ -39,6 +38,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from popgym_arcade._extras import install_hint
 from popgym_arcade.environments.base import NUM_ACTIONS, Environment
 from popgym_arcade.media import side_by_side
 from popgym_arcade.registration import REGISTERED_ENVIRONMENTS, make
@@ -293,7 +293,7 @@ def import_pygame() -> Any:
     try:
         import pygame
     except ImportError as error:
-        raise ImportError("human play needs pygame-ce: pip install 'popgym-arcade[play]'") from error
+        raise ImportError(f"human play needs pygame-ce: {install_hint('play')}") from error
     return pygame
 
 

@@ -29,6 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from popgym_arcade import media
+from popgym_arcade._extras import install_hint
 from popgym_arcade.environments.base import NUM_ACTIONS
 from popgym_arcade.registration import REGISTERED_ENVIRONMENTS, make
 
@@ -199,7 +200,7 @@ def load_trained_policy(run_dir: str | Path) -> Any:
     except ImportError as error:
         raise ImportError(
             "loading a trained policy needs popgym_arcade.agents.policy and its dependencies "
-            f"(pip install 'popgym-arcade[train]'): {error}"
+            f"({install_hint('train')}): {error}"
         ) from error
     return load_policy(run_dir)
 

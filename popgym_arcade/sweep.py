@@ -59,6 +59,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from popgym_arcade._extras import install_hint
 from popgym_arcade.agents.config import TrainConfig, config_json
 
 STATUS_FILE = "sweep_status.json"
@@ -506,7 +507,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         try:
             import ray  # noqa: F401
         except ImportError:
-            print("error: --ray needs the `ray` extra: pip install 'popgym-arcade[ray]'", file=sys.stderr)
+            print(f"error: --ray needs the `ray` extra: {install_hint('ray')}", file=sys.stderr)
             return 2
         executor: Any = RayExecutor(args.ray)
     elif args.parallel > 1:

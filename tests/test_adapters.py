@@ -119,7 +119,7 @@ def test_gymnasium_env_errors(cartpole):
         cartpole.step(5)
     with pytest.warns(UserWarning, match="render_mode"):
         assert GymnasiumEnv("CartPoleEasy").render() is None
-    with pytest.raises(ImportError, match=r"popgym-arcade\[someextra\]"):
+    with pytest.raises(ImportError, match=r"pip install -e '\.\[someextra\]'"):
         require("popgym_arcade_no_such_module", "someextra")
 
 

@@ -125,7 +125,7 @@ def test_status_and_compose(twins):
 
 def test_missing_pygame_says_how_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "pygame", None)  # makes `import pygame` fail
-    with pytest.raises(ImportError, match=r"pip install 'popgym-arcade\[play\]'"):
+    with pytest.raises(ImportError, match=r"pip install 'pygame-ce>=2.4'.*pip install -e '\.\[play\]'"):
         play.import_pygame()
     assert main(["play", ENV_ID]) == 2
 

@@ -6,6 +6,7 @@ import importlib
 from types import ModuleType
 from typing import Any
 
+from popgym_arcade._extras import install_hint
 from popgym_arcade.environments.base import Environment
 
 
@@ -40,5 +41,5 @@ def require(module: str, extra: str) -> ModuleType:
         return importlib.import_module(module)
     except ImportError as error:
         raise ImportError(
-            f"this adapter needs {module!r}: pip install 'popgym-arcade[{extra}]' ({error})"
+            f"this adapter needs {module!r}: {install_hint(extra)} ({error})"
         ) from error

@@ -1,6 +1,6 @@
 """A gymnax 1.0 adapter: :class:`GymnaxEnv`, a ``gymnax.environments.environment.Environment``.
 
-Needs the ``gymnax`` extra (``pip install 'popgym-arcade[gymnax]'``; gymnax pulls flax,
+Needs the ``gymnax`` extra (``pip install -e '.[gymnax]'`` in the checkout; gymnax pulls flax,
 matplotlib and seaborn); importing this module without gymnax raises an ``ImportError`` that
 says so.
 """

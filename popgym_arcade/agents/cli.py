@@ -16,6 +16,7 @@ import itertools
 import sys
 import textwrap
 
+from popgym_arcade._extras import install_hint
 from popgym_arcade.agents.config import ALGORITHMS, NetworkConfig, TrainConfig
 
 _SHORTCUTS = {"memory": "network.memory", "encoder": "network.encoder"}
@@ -126,7 +127,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         from popgym_arcade.agents.memory import MEMORY_MODELS, canonical_memory_name
     except ImportError as error:
         print(
-            f"error: training needs the `train` extra: pip install 'popgym-arcade[train]' ({error})",
+            f"error: training needs the `train` extra: {install_hint('train')} ({error})",
             file=sys.stderr,
         )
         return 2

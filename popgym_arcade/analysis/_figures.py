@@ -12,13 +12,15 @@ import os
 from pathlib import Path
 from typing import Any
 
+from popgym_arcade._extras import install_hint
+
 
 def _matplotlib() -> Any:
     try:
         import matplotlib
     except ModuleNotFoundError as error:
         raise ModuleNotFoundError(
-            "figures need matplotlib: pip install 'popgym-arcade[analysis]'", name="matplotlib"
+            f"figures need matplotlib: {install_hint('analysis')}", name="matplotlib"
         ) from error
     return matplotlib
 
