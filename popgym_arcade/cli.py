@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import io
+import os
 import sys
 from collections.abc import Sequence
 
@@ -107,10 +109,29 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+EXIT_BROKEN_PIPE = 128 + 13
+"""Exit status when the reader of our output went away, as a shell reports death by SIGPIPE."""
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``popgym-arcade`` command."""
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except BrokenPipeError:
+        # `popgym-arcade list | head -1`: the reader has gone, so stop quietly, as `cat` does,
+        # instead of printing a traceback (and a second one when Python flushes stdout at exit).
+        _discard_stdout()
+        return EXIT_BROKEN_PIPE
+
+
+def _discard_stdout() -> None:
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, io.UnsupportedOperation):  # stdout without a file descriptor
+        pass
 
 
 if __name__ == "__main__":

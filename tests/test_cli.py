@@ -1,12 +1,13 @@
 """The popgym-arcade command: list and demo."""
 
+import os
 import subprocess
 import sys
 
 import numpy as np
 from PIL import Image
 
-from popgym_arcade.cli import main
+from popgym_arcade.cli import EXIT_BROKEN_PIPE, main
 from popgym_arcade.registration import REGISTERED_ENVIRONMENTS
 
 
@@ -38,3 +39,17 @@ def test_demo_rejects_unknown_ids(tmp_path, capsys):
 def test_module_entry_point_help():
     result = subprocess.run([sys.executable, "-m", "popgym_arcade.cli", "--help"], capture_output=True, text=True)
     assert result.returncode == 0 and "demo" in result.stdout and "list" in result.stdout
+
+
+def test_closed_reader_ends_quietly():
+    # `popgym-arcade list | head -1` where head has gone: no traceback, SIGPIPE's exit status.
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "popgym_arcade.cli", "list"], stdout=write_end, stderr=subprocess.PIPE, text=True
+        )
+    finally:
+        os.close(write_end)
+    assert result.stderr == "" and result.returncode == EXIT_BROKEN_PIPE
+
