@@ -1,7 +1,8 @@
 """A 5x5 bitmap font: digits, capital letters, a few signs.
 
-``GLYPHS`` maps a character to five row strings (top to bottom, ``1`` = lit). ``glyph_table``
-stacks them into one ``uint8[n, 5, 5]`` array for gathering glyphs by a traced index.
+``GLYPHS`` maps a character to five row strings (top to bottom, ``1`` = lit); :func:`glyph`
+turns one into a ``bool[5, 5]`` bitmap, and :func:`digit_table` stacks the digits, minus and
+blank into one ``bool[12, 5, 5]`` array for gathering glyphs by a traced index.
 """
 
 from __future__ import annotations
