@@ -4,10 +4,11 @@ Run with the python of ``benchmarks/.published-venv`` (see ``benchmarks/throughp
 ``import popgym_arcade`` is the published package. The measurement method is ours, loaded by
 path from ``popgym_arcade/throughput.py`` of this checkout (it needs only jax), so both
 implementations are timed by the same code: reset once, one jitted ``lax.scan`` of vmapped steps
-with the latest frames in the carry, compile, warm-up, median of repeats.
+with the latest frames in the carry, compile (the fastest of ``--compiles``), warm-up, median of
+repeats.
 
     python _published_worker.py --throughput-file ../popgym_arcade/throughput.py \
-        --id CartPoleEasy --partial --size 128 --envs 64 --steps 16 --repeats 3
+        --id CartPoleEasy --partial --size 128 --envs 64 --steps 16 --repeats 3 --compiles 2
 """
 
 from __future__ import annotations
@@ -28,9 +29,7 @@ def load_method(path: str):
 
 
 def published_rollout(method, env_id: str, partial: bool, size: int, num_envs: int, num_steps: int):
-    """A jitted rollout of the published env ``env_id`` (gymnax 0.0.x style API)."""
-    import jax
-
+    """An unjitted rollout of the published env ``env_id`` (gymnax 0.0.x style API)."""
     import popgym_arcade  # the published package, in this venv
 
     env, params = popgym_arcade.make(env_id, partial_obs=partial, obs_size=size)
@@ -43,7 +42,7 @@ def published_rollout(method, env_id: str, partial: bool, size: int, num_envs: i
         return obs, state, reward
 
     num_actions = int(env.action_space(params).n)
-    return jax.jit(method.make_rollout_fn(reset, step, num_actions, num_envs, num_steps))
+    return method.make_rollout_fn(reset, step, num_actions, num_envs, num_steps)
 
 
 def main() -> None:
@@ -57,6 +56,7 @@ def main() -> None:
     parser.add_argument("--envs", type=int, default=64)
     parser.add_argument("--steps", type=int, default=16)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--compiles", type=int, default=2, help="XLA compiles to take the fastest of")
     args = parser.parse_args()
 
     from importlib.metadata import version
@@ -68,7 +68,7 @@ def main() -> None:
     # compiled (the frame-write ceiling is measured first), so warm this one the same way.
     method.measure_frame_ceiling(8, args.size, 4, 1)
     rollout = published_rollout(method, args.id, args.partial, args.size, args.envs, args.steps)
-    result = method.time_rollout(rollout, args.envs, args.steps, args.repeats)
+    result = method.time_rollout(rollout, args.envs, args.steps, args.repeats, args.compiles)
     print(
         json.dumps(
             {

@@ -2,7 +2,9 @@
 
 Every measurement uses popgym_arcade.throughput: reset once, one jitted ``lax.scan`` of vmapped
 random-action steps with the latest frames kept in the scan carry and returned (so XLA cannot
-drop the rendering), AOT compile timed separately, one warm-up run, median of repeats.
+drop the rendering), AOT compile timed separately (first trace and lowering plus the fastest of
+``--compiles`` XLA compiles, where the published implementation is compared), one warm-up run,
+median of repeats.
 
 Per game (Easy id by default, ``--all-ids`` for all 30), twin (POMDP, MDP), frame size and number
 of parallel envs it measures our steps/s and compile time; at ``--their-envs`` it measures the
@@ -78,6 +80,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--steps", type=int, default=128, help="scan length of our rollouts")
     parser.add_argument("--repeats", type=int, default=3, help="timed runs after the warm-up (median)")
+    parser.add_argument(
+        "--compiles", type=int, default=2, help="XLA compiles (fastest counts) where theirs is compared"
+    )
     parser.add_argument("--their-envs", type=ints, default=[64], help="env counts at which to run theirs")
     parser.add_argument("--their-steps", type=int, default=16, help="scan length of their (slow) rollouts")
     parser.add_argument("--timeout", type=float, default=600, help="seconds per published measurement")
@@ -130,21 +135,32 @@ def result_fields(result: tp.Throughput) -> dict:
     }
 
 
-def measure_ours(env_id: str, partial: bool, size: int, envs: int, steps: int, repeats: int) -> dict:
+def measure_ours(
+    env_id: str, partial: bool, size: int, envs: int, steps: int, repeats: int, compiles: int = 1
+) -> dict:
     """Our env ``env_id`` with popgym_arcade.throughput.measure."""
     env, params = popgym_arcade.make(env_id, partial_obs=partial, obs_size=size)
     try:
-        return result_fields(tp.measure(env, params, envs, steps, repeats))
+        return result_fields(tp.measure(env, params, envs, steps, repeats, compiles))
     except Exception as error:  # noqa: BLE001 - e.g. out of memory at 512 envs x 256 px: record, go on
         return {"status": f"error: {type(error).__name__}: {error}"[:200]}
 
 
 def measure_theirs(
-    python: Path, env_id: str, partial: bool, size: int, envs: int, steps: int, repeats: int, timeout: float
+    python: Path,
+    env_id: str,
+    partial: bool,
+    size: int,
+    envs: int,
+    steps: int,
+    repeats: int,
+    timeout: float,
+    compiles: int = 1,
 ) -> dict:
     """The published env in a subprocess of its venv; ``status`` is ``timeout`` or an error if so."""
     command = [str(python), str(WORKER), "--throughput-file", str(METHOD_FILE), "--id", env_id]
     command += ["--size", str(size), "--envs", str(envs), "--steps", str(steps), "--repeats", str(repeats)]
+    command += ["--compiles", str(compiles)]
     command += ["--partial"] if partial else []
     try:
         done = subprocess.run(
@@ -191,8 +207,8 @@ def cartpole_nonpixel():
 def measure_nonpixel(envs: int, steps: int, repeats: int) -> dict:
     """The non-pixel cart-pole with the same scan method."""
     reset, step, num_actions = cartpole_nonpixel()
-    rollout = jax.jit(tp.make_rollout_fn(reset, step, num_actions, envs, steps))
-    return result_fields(tp.time_rollout(rollout, envs, steps, repeats))
+    rollout_fn = tp.make_rollout_fn(reset, step, num_actions, envs, steps)
+    return result_fields(tp.time_rollout(rollout_fn, envs, steps, repeats))
 
 
 def measure_ale(envs: int, steps: int, repeats: int) -> dict | None:
@@ -407,12 +423,13 @@ def run(args: argparse.Namespace, log=print) -> tuple[list[dict], list[dict], di
         for twin in args.twins:
             for size in args.sizes:
                 for envs in args.envs:
+                    compiles = args.compiles if envs in args.their_envs else 1  # only compared there
                     add(row("ours", env_id, game, twin, size, envs, args.steps,
-                            **measure_ours(env_id, TWINS[twin], size, envs, args.steps, args.repeats)))  # fmt: skip
+                            **measure_ours(env_id, TWINS[twin], size, envs, args.steps, args.repeats, compiles)))  # fmt: skip
                 for envs in (e for e in args.their_envs if their_python and e in args.envs):
                     add(row("published", env_id, game, twin, size, envs, args.their_steps,
                             **measure_theirs(their_python, env_id, TWINS[twin], size, envs, args.their_steps,
-                                             args.repeats, args.timeout)))  # fmt: skip
+                                             args.repeats, args.timeout, args.compiles)))  # fmt: skip
     if not args.no_baselines:
         for envs in args.envs:
             add(row("nonpixel-cartpole", "-", "-", "-", 0, envs, args.steps,

@@ -85,3 +85,16 @@ def test_benchmark_arguments_and_summary():
     ]
     (record,) = bench.summarise(rows, log=lambda *_: None)
     assert record["ratio"] == pytest.approx(100.0) and record["compile_ratio"] == pytest.approx(0.25)
+
+
+def test_each_compile_is_a_fresh_one():
+    """JAX caches a jitted function's executable: every compile that is timed must retrace."""
+    traces = []
+
+    def rollout_fn(key):
+        traces.append(None)
+        return tp.frame_fill_rollout_fn(num_envs=2, obs_size=128, num_steps=2)(key)
+
+    result = tp.time_rollout(rollout_fn, num_envs=2, num_steps=2, repeats=1, compiles=3)
+    assert len(traces) == 3
+    assert 0 < result.compile_seconds <= result.first_call_seconds

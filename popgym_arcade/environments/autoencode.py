@@ -125,7 +125,7 @@ class AutoEncode(CardGame):
     }
     return_range = (0.0, 1.0)
     title = "AUTOENCODE"
-    stochastic_step = False
+    independent_step_key = False
     background_color = (173, 217, 230)
     title_color = (255, 105, 186)
     score_color = (255, 48, 71)

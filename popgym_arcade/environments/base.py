@@ -57,7 +57,7 @@ class Environment:
     ``step`` auto-resets: where ``terminated | truncated``, the returned ``obs`` and ``state`` are
     those of a new episode (reset from a split of ``key``), while ``reward``, ``terminated``,
     ``truncated`` and ``info`` describe the finished transition; the reset's key is split from
-    ``key`` (all of ``key`` where :attr:`stochastic_step` is false). ``info`` holds:
+    ``key`` (all of ``key`` where :attr:`independent_step_key` is false). ``info`` holds:
 
     * ``"terminated"``, ``"truncated"``: as returned;
     * ``"discount"``: ``0.0`` where terminated, else ``1.0``;
@@ -71,11 +71,13 @@ class Environment:
 
     partial_obs: bool = False
     obs_size: int = 128
-    stochastic_step: bool = True
-    """Whether ``step_state`` draws random numbers from its key. A game whose transitions are
-    deterministic sets this to ``False``: ``step`` then hands the whole key to the reset
-    instead of splitting it, one PRNG call (and some 0.2 s of CPU compile time) less per
-    program that steps the env."""
+    independent_step_key: bool = True
+    """Whether ``step`` splits its key into one for ``step_state`` and one for the auto-reset.
+    A game sets this to ``False`` when sharing one key is sound: its transitions ignore the
+    key (deterministic rules), or they draw only words the reset never uses, from the same
+    ``random_bits`` call as the reset (NoisyCartPole). ``step`` then hands the whole key to
+    both, one PRNG call (and some 0.2 s of CPU compile time) less per program that steps the
+    env, and XLA computes a draw the two share only once."""
 
     # ----------------------------------------------------------------------------- public API
     @property
@@ -96,9 +98,9 @@ class Environment:
     ) -> tuple[jax.Array, Any, jax.Array, jax.Array, jax.Array, dict[str, Any]]:
         """Advance one step, auto-resetting a finished episode (see the class docstring)."""
         params = self.default_params if params is None else params
-        if self.stochastic_step:
+        if self.independent_step_key:
             key_step, key_reset = randomness.split(key)
-        else:  # step_state ignores its key, so the reset may have all of it
+        else:  # step_state ignores its key or reads only words the reset does not use
             key_step = key_reset = key
         action = jnp.asarray(action, dtype=jnp.int32)
         next_state, reward, terminated, truncated, info = self.step_state(key_step, state, action, params)

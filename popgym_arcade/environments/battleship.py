@@ -177,7 +177,7 @@ class BattleShip(BoardGame):
         "Hard": BattleShipDifficulty(board_size=12, max_steps=288, repeat_limit=72),
     }
     title = "BATTLESHIP"
-    stochastic_step = False
+    independent_step_key = False
     return_range = (-1.0, 1.0)
     background_color = (255, 255, 255)
     title_color = (74, 214, 247)

@@ -162,10 +162,13 @@ def advance(
 
     # Entering a brick cell breaks the brick and bounces back, except right after a strike:
     # then the ball passes through and the brick stays (MinAtar), so no brick vanishes unpaid.
-    in_brick = ~hit_ceiling & state.bricks[y, x]
+    # The ball's cell as a one-hot board: reading and clearing it stays elementwise, which XLA
+    # fuses, where indexing a traced cell costs a gather and a scatter (kernels of their own).
+    ball_cell = (jnp.arange(ROWS)[:, None] == y) & (jnp.arange(COLS)[None, :] == x)
+    in_brick = ~hit_ceiling & jnp.any(state.bricks & ball_cell)
     breaks = in_brick & ~state.strike
     reward = jnp.where(breaks, jnp.asarray(ROW_REWARD)[y], 0.0)
-    bricks = state.bricks.at[y, x].set(state.bricks[y, x] & ~breaks)
+    bricks = state.bricks & ~(ball_cell & breaks)
     y = jnp.where(breaks, state.ball_y, y)
     direction = jnp.where(breaks, jnp.asarray(MIRROR_Y)[direction], direction)
 
@@ -265,7 +268,7 @@ class Breakout(PixelGame):
         "Hard": BreakoutDifficulty(paddle_width=4),
     }
     title = "BREAKOUT"
-    stochastic_step = False
+    independent_step_key = False
     return_range = (-1.0, 1.0)
     background_color = (119, 122, 127)
     title_color = (255, 255, 0)

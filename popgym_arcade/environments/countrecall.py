@@ -132,7 +132,7 @@ class CountRecall(CardGame):
     }
     return_range = (0.0, 1.0)
     title = "COUNTRECALL"
-    stochastic_step = False
+    independent_step_key = False
     background_color = (245, 245, 245)
     title_color = (74, 191, 240)
     score_color = (191, 26, 26)
@@ -152,11 +152,11 @@ class CountRecall(CardGame):
     def reset_state(self, key: jax.Array, params=None) -> CountRecallState:
         """Shuffle the value and query decks (independently); everything else starts at 0."""
         d = self.difficulty
-        words = random_bits(key, (2, d.num_cards))
+        value_cards, query_cards = cards.deck_from_words(random_bits(key, (2, d.num_cards)), d.num_types)
         zero = jnp.zeros((), jnp.int32)
         return CountRecallState(
-            value_cards=cards.deck_from_words(words[0], d.num_types),
-            query_cards=cards.deck_from_words(words[1], d.num_types),
+            value_cards=value_cards,
+            query_cards=query_cards,
             dealt=zero,
             answer=zero,
             score=zero,

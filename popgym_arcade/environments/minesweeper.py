@@ -157,7 +157,7 @@ class MineSweeper(BoardGame):
         "Hard": MineSweeperDifficulty(board_size=8, num_mines=10, max_steps=128, repeat_limit=32),
     }
     title = "MINESWEEPER"
-    stochastic_step = False
+    independent_step_key = False
     return_range = (-1.0, 1.0)
     background_color = (229, 234, 242)
     title_color = (0, 51, 102)

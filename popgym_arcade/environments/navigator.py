@@ -246,7 +246,7 @@ class Navigator(BoardGame):
         "Hard": NavigatorDifficulty(board_size=12, max_steps=144),
     }
     title = "NAVIGATOR"
-    stochastic_step = False
+    independent_step_key = False
     background_color = (119, 122, 127)
     title_color = (138, 0, 138)
     score_color = (0, 0, 127)

@@ -113,13 +113,20 @@ def test_different_keys_different_initial_states(env_id):
     assert len({row.tobytes() for row in flat}) > 1, "all keys gave the same initial state"
 
 
+def _key_dependent_columns(tree, num_keys):
+    """The leaves of a batched pytree as ``[num_keys, n]`` floats, only columns that vary."""
+    flat = np.concatenate([np.asarray(x, np.float64).reshape(num_keys, -1) for x in jax.tree.leaves(tree)], 1)
+    return flat[:, flat.std(axis=0) > 0]
+
+
 @pytest.mark.parametrize("env_id", [_grouped(i) for i in IDS])
-def test_deterministic_games_ignore_the_step_key(env_id):
-    """A game that sets ``stochastic_step = False`` hands ``step``'s whole key to the reset, which
-    is only sound if its transitions really do not read the key: check on random states."""
+def test_a_shared_step_key_is_sound(env_id):
+    """A game that sets ``independent_step_key = False`` hands ``step``'s whole key to both its
+    transition and the auto-reset. That is sound only if its transitions ignore the key, or if
+    what they draw from it is independent of what the reset draws: check both on random states."""
     mdp, _, params = twins(env_id)
-    if mdp.stochastic_step:
-        pytest.skip("this game draws random numbers in its step")
+    if mdp.independent_step_key:
+        pytest.skip("step splits its key")
     _, states = jax.vmap(mdp.reset, in_axes=(0, None))(jax.random.split(KEY, 8), params)
     actions = jnp.arange(8, dtype=jnp.int32) % mdp.num_actions
 
@@ -128,4 +135,17 @@ def test_deterministic_games_ignore_the_step_key(env_id):
         keys = jax.random.split(key, 8)
         return jax.vmap(mdp.step_state, in_axes=(0, 0, 0, None))(keys, states, actions, params)
 
-    assert bool(trees_equal(transitions(jax.random.key(1)), transitions(jax.random.key(2))))
+    if bool(trees_equal(transitions(jax.random.key(1)), transitions(jax.random.key(2)))):
+        return  # deterministic rules: the reset may have all of the key
+    num_keys = 512
+    keys = jax.random.split(jax.random.key(3), num_keys)
+    one_state = jax.tree.map(lambda x: x[0], states)
+    stepped = jax.vmap(mdp.step_state, in_axes=(0, None, None, None))(keys, one_state, jnp.int32(0), params)
+    fresh = jax.vmap(mdp.reset_state, in_axes=(0, None))(keys, params)
+    step_columns = _key_dependent_columns(stepped, num_keys)
+    reset_columns = _key_dependent_columns(fresh, num_keys)
+    correlation = np.corrcoef(step_columns, reset_columns, rowvar=False)
+    n = step_columns.shape[1]
+    assert n > 0 and reset_columns.shape[1] > 0
+    correlation = correlation[:n, n:]  # step columns against reset columns
+    assert np.abs(correlation).max() < 0.25, "the step reads the words its auto-reset uses"
