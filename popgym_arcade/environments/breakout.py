@@ -279,9 +279,11 @@ class Breakout(PixelGame):
         if not 1 <= self.difficulty.paddle_width <= COLS:
             raise ValueError(f"paddle_width must be in 1..{COLS}, got {self.difficulty.paddle_width}")
         self._wall_image, self._paddle_image = self._make_row_images()
-        self._ball_sprite, self._trail_sprite = (
-            (self._cell_image(sprite, color), self._sprite_mask(sprite))
-            for sprite, color in ((_BALL_SPRITE, BALL_COLOR), (_TRAIL_SPRITE, TRAIL_COLOR))
+        self._trail_pixels = np.argwhere(self._sprite_mask(_TRAIL_SPRITE))
+        ball_pixels = np.argwhere(self._sprite_mask(_BALL_SPRITE))
+        self._sprite_pixels = (
+            np.concatenate([self._trail_pixels, ball_pixels]).astype(np.int32),
+            np.array([TRAIL_COLOR] * len(self._trail_pixels) + [BALL_COLOR] * len(ball_pixels), np.uint8),
         )
 
     # ------------------------------------------------------------------------------ drawing
@@ -358,13 +360,20 @@ class Breakout(PixelGame):
         y0 = top + PADDLE_ROW * cell_h
         canvas = canvas.at[y0 : y0 + cell_h, left : left + COLS * cell_w].set(paddle.reshape(cell_h, -1, 3))
 
-        # The ball goes over the trail; hidden sprites paste with an empty mask.
-        for (image, mask), x, y, show in (
-            (self._trail_sprite, state.last_x, state.last_y, show_trail),
-            (self._ball_sprite, state.ball_x, state.ball_y, show_ball),
-        ):
-            corner = (left + x * cell_w, top + y * cell_h)
-            canvas = draw_utils.paste(canvas, image, corner, jnp.asarray(mask) & show)
+        # Ball and trail are their lit pixels, written by one scatter with no read of what lies
+        # under them (a masked paste reads, selects and writes: three kernels per sprite). A
+        # hidden sprite, and the trail under the ball (which covers it), go off the canvas and
+        # are dropped, so no two written pixels coincide and their order cannot matter.
+        offsets, colors = self._sprite_pixels
+        num_trail = len(self._trail_pixels)
+        trail_hidden = ~show_trail | (show_ball & (state.last_x == state.ball_x) & (state.last_y == state.ball_y))
+        is_trail = jnp.arange(len(colors)) < num_trail
+        cell_x = jnp.where(is_trail, state.last_x, state.ball_x)
+        cell_y = jnp.where(is_trail, state.last_y, state.ball_y)
+        hidden = jnp.where(is_trail, trail_hidden, ~show_ball)
+        rows = jnp.where(hidden, self.obs_size, top + cell_y * cell_h + offsets[:, 0])
+        cols = left + cell_x * cell_w + offsets[:, 1]
+        canvas = canvas.at[rows, cols].set(jnp.asarray(colors), mode="drop")
 
         return self.draw_score(canvas, state.score)
 

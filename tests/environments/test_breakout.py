@@ -396,6 +396,32 @@ def test_ball_is_drawn_over_a_brick_it_passes_through(env, render_mdp):
     assert pixel(frame, env, 3, 6) == bo.BRICK_COLORS[5]
 
 
+def sprite_cell(frame, env, x, y) -> np.ndarray:
+    """The pixels of board cell ``(x, y)``."""
+    left, top = env.board_top_left()
+    h, w = bo.CELL_H * env.scale, bo.CELL_W * env.scale
+    return np.asarray(frame)[top + y * h : top + (y + 1) * h, left + x * w : left + (x + 1) * w]
+
+
+def expected_cell(sprite, color, under) -> np.ndarray:
+    """A 128-px cell showing ``under`` (``uint8[4, 9, 3]``) with ``sprite``'s lit pixels in ``color``."""
+    lit = np.array([[c == "#" for c in row] for row in sprite])
+    return np.where(lit[..., None], np.asarray(color, np.uint8), under)
+
+
+def test_sprites_cover_only_their_lit_pixels(env, render_mdp):
+    # The ball has just left a brick it passed through: the trail lies on that brick.
+    frame = render_mdp(make_state(ball_x=4, ball_y=7, last_x=3, last_y=6, ball_dir=3))
+    brick = sprite_cell(render_mdp(make_state(ball_x=9, ball_y=12, last_x=9, last_y=12)), env, 3, 6)
+    np.testing.assert_array_equal(sprite_cell(frame, env, 3, 6), expected_cell(bo._TRAIL_SPRITE, bo.TRAIL_COLOR, brick))
+    board = np.full((bo.CELL_H, bo.CELL_W, 3), bo.BOARD_COLOR, np.uint8)
+    np.testing.assert_array_equal(sprite_cell(frame, env, 4, 7), expected_cell(bo._BALL_SPRITE, bo.BALL_COLOR, board))
+    # Ball and trail in one cell (as at reset): the ball covers the trail.
+    frame = render_mdp(make_state(ball_x=2, ball_y=12, last_x=2, last_y=12))
+    np.testing.assert_array_equal(sprite_cell(frame, env, 2, 12), expected_cell(bo._BALL_SPRITE, bo.BALL_COLOR, board))
+    assert count_color(frame, bo.TRAIL_COLOR) == 0
+
+
 def test_pomdp_hides_falling_ball_and_trail(env, render_mdp, render_pomdp):
     for direction, visible in [(0, True), (1, True), (2, False), (3, False)]:
         state = make_state(ball_dir=direction, last_x=6, last_y=11 if direction < 2 else 9)
