@@ -381,37 +381,80 @@ def draw_number(
         except (TypeError, jax.errors.ConcretizationTypeError) as error:
             raise ValueError("draw_number needs a static scale when the box is traced") from error
         scale = max(height // font.GLYPH_SIZE, 1)
-    number = xp.asarray(number, dtype=xp.int32)
+    chars, num_chars = _number_chars(xp.asarray(number, dtype=xp.int32), max_digits, xp)
+    table = font.digit_table()
+    if xp is jnp and _namespace(top_left, bottom_right) is np:
+        return paint(canvas, _static_box_number_mask(canvas, top_left, bottom_right, chars, num_chars, scale, max_digits), color)
+    x, y = _centres(canvas, xp)
+    slot, col, row, inside_x, inside_y = _number_layout(x, y, top_left, bottom_right, num_chars, scale, max_digits, xp)
+    lit = xp.asarray(table)[chars[slot], row, col] & inside_x & inside_y
+    return paint(canvas, lit, color)
+
+
+def _static_box_number_mask(
+    canvas: Any, top_left: Point, bottom_right: Point, chars: jax.Array, num_chars: jax.Array, scale: int, max_digits: int
+) -> jax.Array:
+    """:func:`draw_number`'s lit pixels for a box given as host numbers, as two table lookups.
+
+    Each possible length's layout is host data then, so XLA gets a lookup of every column's
+    (character, glyph column) and one gather of glyph rows: a few kernels, where the traced
+    layout arithmetic costs it about twenty.
+    """
+    glyph = font.GLYPH_SIZE
+    table = font.digit_table()
+    x, y = _centres(canvas, np)
+    # Column code per length: slot * glyph + glyph column, or -1 off the glyphs.
+    codes = []
+    for n in range(1, max_digits + 2):
+        slot, col, row, inside_x, inside_y = _number_layout(x, y, top_left, bottom_right, n, scale, max_digits, np)
+        codes.append(np.where(inside_x, slot * glyph + col, -1)[0])
+    # Which rows each (character, glyph column) lights; the last entry lights none.
+    lit_rows = np.zeros((len(table) * glyph + 1, np.shape(canvas)[0]), dtype=bool)
+    lit_rows[:-1] = (table[:, row[:, 0], :] & inside_y).transpose(0, 2, 1).reshape(-1, len(row))
+    code = jnp.asarray(np.stack(codes))[num_chars - 1]
+    entry = jnp.where(code >= 0, chars[code // glyph] * glyph + code % glyph, len(lit_rows) - 1)
+    return jnp.asarray(lit_rows)[entry].T
+
+
+def _number_chars(number: Any, max_digits: int, xp: Any) -> tuple[Any, Any]:
+    """``(chars, num_chars)``: ``number`` as ``max_digits + 1`` right-aligned character
+    indices (:data:`font.DIGIT_INDEX`, blanks on the left), and how many are not blank."""
     magnitude = xp.abs(number)
     powers = xp.asarray([10**i for i in range(max_digits - 1, -1, -1)], dtype=xp.int32)
     digits = (magnitude // powers) % 10
     num_digits = xp.clip(xp.sum(magnitude >= powers), 1, max_digits)
     negative = number < 0
     num_chars = num_digits + negative.astype(xp.int32)
-    # Characters right-aligned in a buffer of max_digits + 1 slots; unused slots are blank.
     slot = xp.arange(max_digits + 1)
     first = max_digits + 1 - num_chars
     digit_chars = xp.concatenate([xp.zeros(1, xp.int32), digits])
     chars = xp.where(slot < first, font.DIGIT_INDEX[" "], digit_chars)
     chars = xp.where(negative & (slot == first), font.DIGIT_INDEX["-"], chars)
+    return chars, num_chars
 
+
+def _number_layout(
+    x: Any, y: Any, top_left: Point, bottom_right: Point, num_chars: Any, scale: int, max_digits: int, xp: Any
+) -> tuple[Any, ...]:
+    """Where the glyphs of a ``num_chars``-character number centred in the box fall.
+
+    For pixel-centre columns ``x`` (``(1, W)``) and rows ``y`` (``(H, 1)``): ``(slot, col)`` of
+    each column (character slot and glyph column, both clipped to valid indices), ``row`` of
+    each row, and the masks of columns and rows that lie on a glyph inside the box.
+    """
     pitch = (font.GLYPH_SIZE + 1) * scale
+    first = max_digits + 1 - num_chars
     x0, y0, x1, y1 = _box(top_left, bottom_right, xp)
-    width = num_chars.astype(xp.float32) * pitch - scale
-    start_x = xp.floor(x0 + (x1 - x0 - width) / 2) - first.astype(xp.float32) * pitch
+    width = xp.asarray(num_chars).astype(xp.float32) * pitch - scale
+    start_x = xp.floor(x0 + (x1 - x0 - width) / 2) - xp.asarray(first).astype(xp.float32) * pitch
     start_y = xp.floor(y0 + (y1 - y0 - font.GLYPH_SIZE * scale) / 2)
-    x, y = _centres(canvas, xp)
     rel_x = xp.floor(x - start_x).astype(xp.int32)
     rel_y = xp.floor(y - start_y).astype(xp.int32)
-    char_slot = rel_x // pitch
-    col = (rel_x % pitch) // scale
-    row = rel_y // scale
-    inside = (char_slot >= first) & (char_slot <= max_digits) & (col < font.GLYPH_SIZE)
-    inside = inside & (row >= 0) & (row < font.GLYPH_SIZE)
-    table = xp.asarray(font.digit_table())
-    char = chars[xp.clip(char_slot, 0, max_digits)]
-    lit = table[char, xp.clip(row, 0, font.GLYPH_SIZE - 1), xp.clip(col, 0, font.GLYPH_SIZE - 1)]
-    return paint(canvas, inside & lit & _box_mask(canvas, top_left, bottom_right, xp), color)
+    slot, col, row = rel_x // pitch, (rel_x % pitch) // scale, rel_y // scale
+    inside_x = (slot >= first) & (slot <= max_digits) & (col < font.GLYPH_SIZE) & (x >= x0) & (x < x1)
+    inside_y = (row >= 0) & (row < font.GLYPH_SIZE) & (y >= y0) & (y < y1)
+    last = font.GLYPH_SIZE - 1
+    return xp.clip(slot, 0, max_digits), xp.clip(col, 0, last), xp.clip(row, 0, last), inside_x, inside_y
 
 
 # ----------------------------------------------------------------------------- composition
