@@ -279,12 +279,11 @@ class Breakout(PixelGame):
         if not 1 <= self.difficulty.paddle_width <= COLS:
             raise ValueError(f"paddle_width must be in 1..{COLS}, got {self.difficulty.paddle_width}")
         self._wall_image, self._paddle_image = self._make_row_images()
-        self._trail_pixels = np.argwhere(self._sprite_mask(_TRAIL_SPRITE))
-        ball_pixels = np.argwhere(self._sprite_mask(_BALL_SPRITE))
-        self._sprite_pixels = (
-            np.concatenate([self._trail_pixels, ball_pixels]).astype(np.int32),
-            np.array([TRAIL_COLOR] * len(self._trail_pixels) + [BALL_COLOR] * len(ball_pixels), np.uint8),
-        )
+        # The lit pixels of trail and ball: (row, column) offsets in a cell, colours, which are trail.
+        trail, ball = (np.argwhere(self._sprite_mask(sprite)) for sprite in (_TRAIL_SPRITE, _BALL_SPRITE))
+        self._sprite_offsets = np.concatenate([trail, ball]).astype(np.int32)
+        self._sprite_colors = np.array([TRAIL_COLOR] * len(trail) + [BALL_COLOR] * len(ball), np.uint8)
+        self._sprite_is_trail = np.arange(len(self._sprite_offsets)) < len(trail)
 
     # ------------------------------------------------------------------------------ drawing
     @property
@@ -364,16 +363,15 @@ class Breakout(PixelGame):
         # under them (a masked paste reads, selects and writes: three kernels per sprite). A
         # hidden sprite, and the trail under the ball (which covers it), go off the canvas and
         # are dropped, so no two written pixels coincide and their order cannot matter.
-        offsets, colors = self._sprite_pixels
-        num_trail = len(self._trail_pixels)
-        trail_hidden = ~show_trail | (show_ball & (state.last_x == state.ball_x) & (state.last_y == state.ball_y))
-        is_trail = jnp.arange(len(colors)) < num_trail
+        is_trail, offsets = self._sprite_is_trail, self._sprite_offsets
+        under_ball = (state.last_x == state.ball_x) & (state.last_y == state.ball_y)
+        trail_hidden = ~show_trail | (show_ball & under_ball)
         cell_x = jnp.where(is_trail, state.last_x, state.ball_x)
         cell_y = jnp.where(is_trail, state.last_y, state.ball_y)
         hidden = jnp.where(is_trail, trail_hidden, ~show_ball)
         rows = jnp.where(hidden, self.obs_size, top + cell_y * cell_h + offsets[:, 0])
         cols = left + cell_x * cell_w + offsets[:, 1]
-        canvas = canvas.at[rows, cols].set(jnp.asarray(colors), mode="drop")
+        canvas = canvas.at[rows, cols].set(jnp.asarray(self._sprite_colors), mode="drop")
 
         return self.draw_score(canvas, state.score)
 

@@ -382,17 +382,25 @@ def draw_number(
             raise ValueError("draw_number needs a static scale when the box is traced") from error
         scale = max(height // font.GLYPH_SIZE, 1)
     chars, num_chars = _number_chars(xp.asarray(number, dtype=xp.int32), max_digits, xp)
-    table = font.digit_table()
     if xp is jnp and _namespace(top_left, bottom_right) is np:
-        return paint(canvas, _static_box_number_mask(canvas, top_left, bottom_right, chars, num_chars, scale, max_digits), color)
-    x, y = _centres(canvas, xp)
-    slot, col, row, inside_x, inside_y = _number_layout(x, y, top_left, bottom_right, num_chars, scale, max_digits, xp)
-    lit = xp.asarray(table)[chars[slot], row, col] & inside_x & inside_y
+        lit = _static_box_number_mask(canvas, top_left, bottom_right, chars, num_chars, scale, max_digits)
+    else:
+        x, y = _centres(canvas, xp)
+        slot, col, row, inside_x, inside_y = _number_layout(
+            x, y, top_left, bottom_right, num_chars, scale, max_digits, xp
+        )
+        lit = xp.asarray(font.digit_table())[chars[slot], row, col] & inside_x & inside_y
     return paint(canvas, lit, color)
 
 
 def _static_box_number_mask(
-    canvas: Any, top_left: Point, bottom_right: Point, chars: jax.Array, num_chars: jax.Array, scale: int, max_digits: int
+    canvas: Any,
+    top_left: Point,
+    bottom_right: Point,
+    chars: jax.Array,
+    num_chars: jax.Array,
+    scale: int,
+    max_digits: int,
 ) -> jax.Array:
     """:func:`draw_number`'s lit pixels for a box given as host numbers, as two table lookups.
 
@@ -403,10 +411,13 @@ def _static_box_number_mask(
     glyph = font.GLYPH_SIZE
     table = font.digit_table()
     x, y = _centres(canvas, np)
-    # Column code per length: slot * glyph + glyph column, or -1 off the glyphs.
+    # Column code per length: slot * glyph + glyph column, or -1 off the glyphs. The rows do
+    # not depend on the length, so those of the last length serve.
     codes = []
     for n in range(1, max_digits + 2):
-        slot, col, row, inside_x, inside_y = _number_layout(x, y, top_left, bottom_right, n, scale, max_digits, np)
+        slot, col, row, inside_x, inside_y = _number_layout(
+            x, y, top_left, bottom_right, n, scale, max_digits, np
+        )
         codes.append(np.where(inside_x, slot * glyph + col, -1)[0])
     # Which rows each (character, glyph column) lights; the last entry lights none.
     lit_rows = np.zeros((len(table) * glyph + 1, np.shape(canvas)[0]), dtype=bool)

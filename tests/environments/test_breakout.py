@@ -413,12 +413,14 @@ def test_sprites_cover_only_their_lit_pixels(env, render_mdp):
     # The ball has just left a brick it passed through: the trail lies on that brick.
     frame = render_mdp(make_state(ball_x=4, ball_y=7, last_x=3, last_y=6, ball_dir=3))
     brick = sprite_cell(render_mdp(make_state(ball_x=9, ball_y=12, last_x=9, last_y=12)), env, 3, 6)
-    np.testing.assert_array_equal(sprite_cell(frame, env, 3, 6), expected_cell(bo._TRAIL_SPRITE, bo.TRAIL_COLOR, brick))
+    trail_on_brick = expected_cell(bo._TRAIL_SPRITE, bo.TRAIL_COLOR, brick)
+    np.testing.assert_array_equal(sprite_cell(frame, env, 3, 6), trail_on_brick)
     board = np.full((bo.CELL_H, bo.CELL_W, 3), bo.BOARD_COLOR, np.uint8)
-    np.testing.assert_array_equal(sprite_cell(frame, env, 4, 7), expected_cell(bo._BALL_SPRITE, bo.BALL_COLOR, board))
+    ball_on_board = expected_cell(bo._BALL_SPRITE, bo.BALL_COLOR, board)
+    np.testing.assert_array_equal(sprite_cell(frame, env, 4, 7), ball_on_board)
     # Ball and trail in one cell (as at reset): the ball covers the trail.
     frame = render_mdp(make_state(ball_x=2, ball_y=12, last_x=2, last_y=12))
-    np.testing.assert_array_equal(sprite_cell(frame, env, 2, 12), expected_cell(bo._BALL_SPRITE, bo.BALL_COLOR, board))
+    np.testing.assert_array_equal(sprite_cell(frame, env, 2, 12), ball_on_board)
     assert count_color(frame, bo.TRAIL_COLOR) == 0
 
 

@@ -99,12 +99,14 @@ def test_number_paths_agree():
     # A static box takes a lookup path, a traced box the arithmetic, host data numpy: one layout.
     numbers = np.arange(-1150, 1150, 3)
     canvas = du.new_canvas(20, 50)
-    by_static_box = jax.jit(jax.vmap(lambda n: du.draw_number(canvas, (3, 2), (47, 19), n, RED, 2, 3)))
-    by_traced_box = jax.jit(jax.vmap(lambda n, x: du.draw_number(jnp.asarray(canvas), (x, 2), (x + 44, 19), n, RED, 2, 3)))
-    static, traced = by_static_box(jnp.asarray(numbers)), by_traced_box(jnp.asarray(numbers), jnp.full(len(numbers), 3))
+    by_static_box = jax.vmap(lambda n: du.draw_number(canvas, (3, 2), (47, 19), n, RED, 2, 3))
+    by_traced_box = jax.vmap(lambda n, x: du.draw_number(jnp.asarray(canvas), (x, 2), (x + 44, 19), n, RED, 2, 3))
+    static = jax.jit(by_static_box)(jnp.asarray(numbers))
+    traced = jax.jit(by_traced_box)(jnp.asarray(numbers), jnp.full(len(numbers), 3))
     np.testing.assert_array_equal(static, traced)
     for i in range(0, len(numbers), 97):
-        np.testing.assert_array_equal(static[i], du.draw_number(canvas, (3, 2), (47, 19), int(numbers[i]), RED, 2, 3))
+        on_host = du.draw_number(canvas, (3, 2), (47, 19), int(numbers[i]), RED, 2, 3)
+        np.testing.assert_array_equal(static[i], on_host)
     shown = (numbers >= -99) & (numbers <= 999)  # three digits: every one of these looks different
     assert len({lit(frame).tobytes() for frame in np.asarray(static)[shown]}) == shown.sum()
 
