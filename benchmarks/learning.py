@@ -37,10 +37,10 @@ import jax
 import numpy as np
 
 from popgym_arcade._extras import install_hint
-from popgym_arcade.agents.cli import parse_int
+from popgym_arcade.cli.train import parse_int
 from popgym_arcade.agents.config import NetworkConfig, PQNConfig, TrainConfig
 from popgym_arcade.agents.evaluate import random_policy_returns
-from popgym_arcade.agents.train import train_run
+from popgym_arcade.runs.train import train_run
 from popgym_arcade.environments.navigator import Navigator, NavigatorDifficulty
 from popgym_arcade.registration import REGISTERED_ENVIRONMENTS, register
 

@@ -283,7 +283,7 @@ def error_text(error: BaseException) -> str:
 
 def train_in_process(config: TrainConfig, run_dir: Path, progress: bool = False) -> None:
     """Train (or resume) one run here: what every executor ends up calling."""
-    from popgym_arcade.agents.train import train_run
+    from popgym_arcade.runs.train import train_run
 
     train_run(config, run_dir, resume=True, progress=progress)
 

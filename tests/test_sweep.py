@@ -189,7 +189,7 @@ def test_restart_skips_complete_runs(local_store, grid_file, capsys):
 
 
 def test_killed_sweep_finishes_without_redoing_runs(local_store, grid_file, tmp_path):
-    from popgym_arcade.agents.train import train_run
+    from popgym_arcade.runs.train import train_run
 
     runs = load_grid(grid_file)
     store = tmp_path / "store"

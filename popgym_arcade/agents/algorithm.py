@@ -13,7 +13,7 @@ serialised):
   a fresh memory: what the memory analysis differentiates.
 
 ``make_train(config)(key)`` runs every update in one program (purejaxrl style); the run
-loop in :mod:`popgym_arcade.agents.train` runs the same ``update`` in jitted chunks instead, to
+loop in :mod:`popgym_arcade.runs.train` runs the same ``update`` in jitted chunks instead, to
 log, checkpoint and resume.
 """
 

@@ -11,7 +11,7 @@ import jax
 import jax.numpy as jnp
 
 from popgym_arcade.agents.algorithm import Algorithm, make_algorithm
-from popgym_arcade.agents.train import SIDECAR_FILE, RunError, load_checkpoint, read_config, seed_keys
+from popgym_arcade.runs.train import SIDECAR_FILE, RunError, load_checkpoint, read_config, seed_keys
 
 
 @dataclass(frozen=True)

@@ -481,7 +481,7 @@ def run_command(command: Callable[[argparse.Namespace], Any], args: argparse.Nam
 
     expected: tuple[type[BaseException], ...] = (AnalysisError, ImportError)
     try:
-        from popgym_arcade.agents.train import RunError
+        from popgym_arcade.runs.train import RunError
 
         expected += (RunError,)
     except ImportError:  # the train extra is missing: gap-bias still works from run records

@@ -304,7 +304,7 @@ def load_agents(run: RunInfo) -> tuple[SeedAgent, ...]:
             that reads the previous reward (it cannot be replayed from frames alone).
     """
     from popgym_arcade.agents.policy import AgentPolicy, load_params
-    from popgym_arcade.agents.train import RunError
+    from popgym_arcade.runs.train import RunError
 
     try:
         algorithm, params = load_params(run.run_dir)

@@ -7,7 +7,7 @@ A study is a grid of runs (envs x models x twins; each run trains all its seeds 
 PQN, one run after another) followed by every analysis on them:
 
 1. train into ``DIR/runs/<algo>-<memory>-<env>-<twin>`` with
-   :func:`~popgym_arcade.agents.train.train_run`. Re-running the study skips finished runs (those
+   :func:`~popgym_arcade.runs.train.train_run`. Re-running the study skips finished runs (those
    with ``evaluation.json`` and the same config) and resumes interrupted ones;
 2. Observability Gap and Memory Bias (``DIR/gap_bias``), saliency (``DIR/saliency``: per env and
    model, the MDP-trained agent above the POMDP-trained one), recall density (``DIR/recall``)
@@ -331,7 +331,7 @@ def train_study(
     budget: StudyBudget, runs_root: Path, *, progress: bool = True, log: Callable[[str], None] = print
 ) -> tuple[TrainedRun, ...]:
     """Train every run of the grid one after another (finished runs are skipped, others resumed)."""
-    from popgym_arcade.agents.train import train_run
+    from popgym_arcade.runs.train import train_run
 
     trained = []
     runs = budget.runs()
@@ -609,7 +609,7 @@ def cmd_study(args: argparse.Namespace) -> int:
     if args.out is None:
         print("error: --out DIR is required (or pass --dry-run to list the grid)", file=sys.stderr)
         return 2
-    from popgym_arcade.agents.train import RunError
+    from popgym_arcade.runs.train import RunError
 
     def log(line: str) -> None:
         print(line, file=sys.stderr, flush=True)

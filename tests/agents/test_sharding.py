@@ -30,7 +30,7 @@ import numpy as np
 
 from popgym_arcade.agents.config import NetworkConfig, PQNConfig, TrainConfig
 from popgym_arcade.agents.sharding import seed_sharding, shard_seeds
-from popgym_arcade.agents.train import compiled_programs, load_checkpoint, seed_keys, train_run
+from popgym_arcade.runs.train import compiled_programs, load_checkpoint, seed_keys, train_run
 
 out = Path(sys.argv[1])
 network = NetworkConfig(

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from popgym_arcade.agents.algorithm import make_train
-from popgym_arcade.agents.cli import config_from_args, parse_int
+from popgym_arcade.cli.train import config_from_args, parse_int
 from popgym_arcade.agents.config import NetworkConfig, PQNConfig, TrainConfig
-from popgym_arcade.agents.train import RunError, chunk_length, compiled_programs, read_config, train_run
+from popgym_arcade.runs.train import RunError, chunk_length, compiled_programs, read_config, train_run
 from popgym_arcade.cli import build_parser, main
 
 pytestmark = pytest.mark.xdist_group("agents-train")
@@ -63,7 +63,7 @@ def test_interrupted_run_resumes_to_the_same_result(finished_run, tmp_path):
     train_run(TINY, out, progress=False)  # resume
     assert (out / "metrics.csv").read_text().count("\n") == TINY.num_updates * TINY.seeds + 1
     programs = compiled_programs(TINY)
-    from popgym_arcade.agents.train import load_checkpoint
+    from popgym_arcade.runs.train import load_checkpoint
 
     like = jax.eval_shape(programs.init, jax.random.split(jax.random.PRNGKey(0), 2))
     resumed, _ = load_checkpoint(out, TINY, like)

@@ -98,7 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     # Imported here, not at the top: each module defines its own subcommand and imports its
     # heavy dependencies (pygame, video writers, trained agents) only when run.
     from popgym_arcade import play, record, sweep
-    from popgym_arcade.agents import cli as train_cli
+    from popgym_arcade.cli import train as train_cli
     from popgym_arcade.analysis import cli as analysis_cli
 
     play.add_parser(sub)

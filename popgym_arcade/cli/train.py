@@ -143,8 +143,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     except (ValueError, TypeError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    from popgym_arcade.agents.sinks import make_sinks
-    from popgym_arcade.agents.train import RunError, default_run_dir, train_run
+    from popgym_arcade.runs.sinks import make_sinks
+    from popgym_arcade.runs.train import RunError, default_run_dir, train_run
 
     out = args.out or default_run_dir(config)
     try:

@@ -255,7 +255,7 @@ def train_run(
         resume: continue from the folder's checkpoint if it has one (else refuse a used folder).
         progress: show a progress bar on stderr.
         sinks: extra metric sinks (objects with ``log(rows)`` and ``close()``, e.g.
-            :class:`~popgym_arcade.agents.sinks.WandbSink`).
+            :class:`~popgym_arcade.runs.sinks.WandbSink`).
         stop_after_chunks: stop (with a checkpoint) after this many chunks, as an interruption
             would; for tests and time-sliced clusters.
     """

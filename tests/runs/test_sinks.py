@@ -6,7 +6,7 @@ import types
 import pytest
 
 from popgym_arcade.agents.config import TrainConfig
-from popgym_arcade.agents.sinks import TensorBoardSink, WandbSink, make_sinks, per_update_means
+from popgym_arcade.runs.sinks import TensorBoardSink, WandbSink, make_sinks, per_update_means
 
 ROWS = [
     {"seed": 0, "update": 1, "env_steps": 512, "wall_seconds": 1.0, "episode_return": 0.5, "td_loss": 1.0},

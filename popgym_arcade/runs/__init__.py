@@ -1,0 +1,1 @@
+"""Run folders: training a config into a folder, and reading it back."""
